@@ -1,0 +1,264 @@
+//! Messages: send (idempotent by client_id, durable before visible, ordered per
+//! room), edit, delete, history, read state, and the resume snapshot.
+
+use super::error::{Error, OrNotFound, Result};
+use super::{markdown, validate, Chat};
+use crate::model::Message;
+use crate::store::{HistoryCursor, Inserted, MessageRecord, NewMessage, Role, UserRecord};
+use crate::util::{new_id, now_ms};
+use crate::wire::Event;
+
+/// A message to send (REST body or gateway frame).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct SendMessage {
+    #[serde(default)]
+    pub room_id: String,
+    pub client_id: Option<String>,
+    pub body: String,
+    pub reply_to: Option<String>,
+    pub thread_root: Option<String>,
+    #[serde(default)]
+    pub attachment_ids: Vec<String>,
+}
+
+/// At most this many changed messages per room in a resume reply.
+pub const RESUME_LIMIT: i64 = 1000;
+
+impl Chat {
+    /// Stores a message and then fans it out. The reply (this return value) and the
+    /// fan-out both happen only after the commit.
+    pub async fn send(&self, user: &UserRecord, req: SendMessage) -> Result<Message> {
+        let client_id = req.client_id.as_deref().map(validate::client_id).transpose()?;
+        if !req.attachment_ids.is_empty() {
+            return Err(Error::invalid("attachment_ids", "attachments are not supported yet"));
+        }
+        let body = validate::body(&req.body, self.settings.max_message_chars, false)?;
+        let (room, member) = self.visible_room(user, &req.room_id).await?;
+        let Some(member) = member else {
+            return Err(Error::forbidden("you are not a member of this room"));
+        };
+        Self::check_open(user, &room, &member)?;
+        let reply_to = match &req.reply_to {
+            Some(id) => Some(self.same_room_message("reply_to", id, &room.id).await?.id),
+            None => None,
+        };
+        let thread_root = match &req.thread_root {
+            Some(id) => {
+                let root = self.same_room_message("thread_root", id, &room.id).await?;
+                // A reply to a reply belongs to the same thread.
+                Some(root.thread_root.unwrap_or(root.id))
+            }
+            None => None,
+        };
+        self.limits.send(&user.id)?;
+        let html = markdown::render(&body);
+        let new = NewMessage {
+            id: new_id(),
+            room_id: room.id.clone(),
+            author_id: user.id.clone(),
+            body,
+            html,
+            created_at: now_ms(),
+            reply_to,
+            thread_root,
+            client_id,
+            mentions: Vec::new(),
+        };
+        let lock = self.order_lock(&room.id);
+        let _order = lock.lock().await;
+        let started = std::time::Instant::now();
+        let inserted = self.store.insert_message(new).await?;
+        metrics::histogram!("hubbub_db_write_seconds").record(started.elapsed().as_secs_f64());
+        match inserted {
+            Inserted::Existing(rec) => Ok(Message::from_record(&rec)),
+            Inserted::Created {
+                message,
+                thread_root,
+            } => {
+                let msg = Message::from_record(&message);
+                let started = std::time::Instant::now();
+                self.hub.publish_room(
+                    &room.id,
+                    &Event::Message {
+                        message: &msg,
+                        pos: msg.pos,
+                    }
+                    .frame(),
+                );
+                if let Some(root) = thread_root {
+                    let root = Message::from_record(&root);
+                    self.hub.publish_room(
+                        &room.id,
+                        &Event::MessageUpdated {
+                            message: &root,
+                            pos: root.pos,
+                            reaction_change: None,
+                        }
+                        .frame(),
+                    );
+                }
+                metrics::histogram!("hubbub_fanout_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!("hubbub_messages_total").increment(1);
+                drop(_order);
+                self.stop_typing(&room.id, &user.id);
+                tracing::debug!(room = %room.id, seq = msg.seq, "message sent");
+                Ok(msg)
+            }
+        }
+    }
+
+    async fn same_room_message(&self, field: &'static str, id: &str, room_id: &str) -> Result<MessageRecord> {
+        match self.store.message(id).await {
+            Ok(m) if m.room_id == room_id && !m.deleted => Ok(m),
+            Ok(_) => Err(Error::invalid(field, format!("{field} must be a message of the same room"))),
+            Err(crate::store::StoreError::NotFound) => {
+                Err(Error::invalid(field, format!("{field} names no message")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Loads a message the user may see, with the user's membership of its room.
+    async fn visible_message(
+        &self,
+        user: &UserRecord,
+        id: &str,
+    ) -> Result<(MessageRecord, crate::store::RoomRecord, Option<crate::store::MemberRecord>)> {
+        let msg = self.store.message(id).await.or_not_found("message")?;
+        let (room, member) = self.readable_room(user, &msg.room_id).await.map_err(|e| match e {
+            Error::NotFound(_) => Error::not_found("message"),
+            other => other,
+        })?;
+        Ok((msg, room, member))
+    }
+
+    pub async fn edit(&self, user: &UserRecord, id: &str, body: &str) -> Result<Message> {
+        let body = validate::body(body, self.settings.max_message_chars, false)?;
+        let (msg, room, member) = self.visible_message(user, id).await?;
+        if msg.author.id != user.id {
+            return Err(Error::forbidden("you can only edit your own messages"));
+        }
+        if msg.deleted {
+            return Err(Error::not_found("message"));
+        }
+        let Some(member) = member else {
+            return Err(Error::forbidden("you are not a member of this room"));
+        };
+        Self::check_open(user, &room, &member)?;
+        self.limits.write(&user.id)?;
+        let html = markdown::render(&body);
+        let lock = self.order_lock(&room.id);
+        let _order = lock.lock().await;
+        let rec = self.store.edit_message(id, &body, &html, &[], now_ms()).await.or_not_found("message")?;
+        let m = Message::from_record(&rec);
+        self.hub.publish_room(
+            &room.id,
+            &Event::MessageUpdated {
+                message: &m,
+                pos: m.pos,
+                reaction_change: None,
+            }
+            .frame(),
+        );
+        Ok(m)
+    }
+
+    pub async fn delete(&self, user: &UserRecord, id: &str) -> Result<()> {
+        let (msg, room, member) = self.visible_message(user, id).await?;
+        if msg.deleted {
+            return Err(Error::not_found("message"));
+        }
+        let role = Self::effective_role(user, member.as_ref());
+        let moderator = role.is_some_and(|r| r.rank() >= Role::Moderator.rank());
+        if msg.author.id != user.id && !moderator {
+            return Err(Error::forbidden("you can only delete your own messages"));
+        }
+        self.limits.write(&user.id)?;
+        let lock = self.order_lock(&room.id);
+        let _order = lock.lock().await;
+        let rec = self.store.delete_message(id).await.or_not_found("message")?;
+        self.hub.publish_room(
+            &room.id,
+            &Event::MessageDeleted {
+                room_id: &room.id,
+                message_id: &rec.id,
+                seq: rec.seq,
+                pos: rec.pos,
+            }
+            .frame(),
+        );
+        Ok(())
+    }
+
+    pub async fn message(&self, user: &UserRecord, id: &str) -> Result<Message> {
+        let (msg, _, _) = self.visible_message(user, id).await?;
+        Ok(Message::from_record(&msg))
+    }
+
+    pub async fn history(
+        &self,
+        user: &UserRecord,
+        room_id: &str,
+        before_seq: Option<i64>,
+        after_seq: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<(Vec<Message>, bool)> {
+        let limit = match limit {
+            None => 50,
+            Some(l) if l < 1 => return Err(Error::invalid("limit", "limit must be at least 1")),
+            Some(l) => l.min(200),
+        };
+        let cursor = match (before_seq, after_seq) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid("before_seq", "give before_seq or after_seq, not both"));
+            }
+            (Some(b), None) => HistoryCursor::Before(b),
+            (None, Some(a)) => HistoryCursor::After(a),
+            (None, None) => HistoryCursor::Latest,
+        };
+        self.readable_room(user, room_id).await?;
+        let page = self.store.history(room_id, cursor, limit).await?;
+        Ok((page.messages.iter().map(Message::from_record).collect(), page.has_more))
+    }
+
+    pub async fn mark_read(&self, user: &UserRecord, room_id: &str, seq: i64) -> Result<()> {
+        if seq < 0 {
+            return Err(Error::invalid("seq", "seq must not be negative"));
+        }
+        let (room, member) = self.visible_room(user, room_id).await?;
+        if member.is_none() {
+            return Err(Error::forbidden("you are not a member of this room"));
+        }
+        self.limits.write(&user.id)?;
+        let seq = self.store.mark_read(room_id, &user.id, seq).await?;
+        let frame = Event::Read {
+            room_id,
+            user_id: &user.id,
+            seq,
+        }
+        .frame();
+        // Receipts go to the room where that is cheap; in large rooms only the
+        // reader's own devices need them (to clear badges).
+        if self.is_small(&room) {
+            self.hub.publish_room(room_id, &frame);
+        } else {
+            self.hub.publish_user(&user.id, &frame);
+        }
+        Ok(())
+    }
+
+    /// The resume snapshot of one room: messages changed after `after_pos`.
+    pub async fn changes(
+        &self,
+        user: &UserRecord,
+        room_id: &str,
+        after_pos: i64,
+    ) -> Result<crate::store::Changes> {
+        let (_, member) = self.visible_room(user, room_id).await?;
+        if member.is_none() {
+            return Err(Error::forbidden("you are not a member of this room"));
+        }
+        Ok(self.store.changes_since(room_id, after_pos.max(0), RESUME_LIMIT).await?)
+    }
+}

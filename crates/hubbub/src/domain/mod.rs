@@ -1,0 +1,153 @@
+//! The domain: who may do what, limits, and what happens when they do it.
+//!
+//! `Chat` is the one service both transports call: a gateway frame and a REST call
+//! that do the same thing call the same method here. It owns the rules, talks to the
+//! store for durable state and to the hub for fan-out, and knows nothing of HTTP,
+//! WebSockets or SQL.
+
+pub mod auth;
+pub mod avatar;
+pub mod error;
+pub mod limits;
+pub mod markdown;
+pub mod messages;
+pub mod presence;
+pub mod rooms;
+pub mod validate;
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+pub use error::{Error, OrNotFound, Result};
+
+use crate::config::Settings;
+use crate::hub::Hub;
+use crate::model::{Room, User};
+use crate::store::{RoomKind, RoomRecord, Store, UserRecord};
+use crate::wire::Event;
+
+pub struct Chat {
+    pub store: Arc<dyn Store>,
+    pub hub: Arc<Hub>,
+    pub settings: Arc<Settings>,
+    limits: limits::Limits,
+    presence: presence::Presence,
+    typing: presence::Typing,
+    /// Serializes commit + publish per room, so every subscriber receives a room's
+    /// changes in `pos` order.
+    room_order: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// What a connection learns first (`ready`).
+pub struct ReadyData {
+    pub user: User,
+    pub rooms: Vec<Room>,
+    pub users: Vec<User>,
+}
+
+impl Chat {
+    pub fn new(store: Arc<dyn Store>, hub: Arc<Hub>, settings: Arc<Settings>) -> Arc<Chat> {
+        Arc::new(Chat {
+            limits: limits::Limits::new(&settings),
+            presence: presence::Presence::default(),
+            typing: presence::Typing::default(),
+            room_order: DashMap::new(),
+            store,
+            hub,
+            settings,
+        })
+    }
+
+    /// First-start setup: the "General" room exists.
+    pub async fn bootstrap(&self) -> anyhow::Result<()> {
+        if self.store.default_room().await?.is_none() {
+            let now = crate::util::now_ms();
+            self.store
+                .create_room(
+                    crate::store::NewRoom {
+                        id: crate::util::new_id(),
+                        name: "General".into(),
+                        topic: "Say hello!".into(),
+                        kind: RoomKind::Public,
+                        password_hash: None,
+                        guests_allowed: true,
+                        starts_at: None,
+                        ends_at: None,
+                        member_limit: None,
+                        created_by: None,
+                        created_at: now,
+                        is_default: true,
+                    },
+                    None,
+                )
+                .await?;
+            tracing::info!("created the General room");
+        }
+        Ok(())
+    }
+
+    /// Background upkeep: forgets idle rate-limit keys.
+    pub fn spawn_maintenance(self: &Arc<Self>) {
+        let chat = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let Some(chat) = chat.upgrade() else { break };
+                chat.limits.cleanup();
+            }
+        });
+    }
+
+    fn order_lock(&self, room_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.room_order.entry(room_id.to_string()).or_default().clone()
+    }
+
+    /// A user as others see them, with presence.
+    pub fn user_with_presence(&self, u: &UserRecord) -> User {
+        let (status, seen) = self.presence.status(u);
+        User::from_record(u).with_presence(&status, seen)
+    }
+
+    pub fn is_small(&self, room: &RoomRecord) -> bool {
+        room.kind == RoomKind::Dm || room.member_count <= self.settings.large_room_threshold
+    }
+
+    pub async fn ready(&self, user: &UserRecord) -> Result<ReadyData> {
+        let joined = self.store.joined_rooms(&user.id).await?;
+        let rooms = joined
+            .iter()
+            .map(|j| Room::for_member(&j.room, &j.member, j.unread_count, j.mention_count))
+            .collect();
+        let users = self
+            .store
+            .neighbours(&user.id, self.settings.large_room_threshold)
+            .await?
+            .iter()
+            .map(|u| self.user_with_presence(u))
+            .collect();
+        Ok(ReadyData {
+            user: self.user_with_presence(user),
+            rooms,
+            users,
+        })
+    }
+
+    /// Room ids a user belongs to, for subscribing a new connection.
+    pub async fn room_ids(&self, user_id: &str) -> Result<Vec<String>> {
+        Ok(self.store.joined_rooms(user_id).await?.into_iter().map(|j| j.room.id).collect())
+    }
+
+    /// Tells everyone who shares a room with the user about their new profile.
+    async fn broadcast_user(&self, user: &UserRecord) -> Result<()> {
+        let rooms = self.room_ids(&user.id).await?;
+        let frame = Event::UserUpdated {
+            user: &self.user_with_presence(user),
+        }
+        .frame();
+        self.hub.publish_rooms_once(rooms.iter().map(String::as_str), &frame);
+        self.hub.publish_user(&user.id, &frame);
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! The HTTP transport: the REST API, the gateway upgrade, operations endpoints and
+//! the web client. Handlers stay short: parse → call the domain → map the result.
+
+pub mod accounts;
+pub mod error;
+pub mod extract;
+pub mod rooms;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::compression::CompressionLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::domain::{Chat, Error};
+use error::ApiError;
+use extract::{bearer_token, cookie_token, same_origin};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub chat: Arc<Chat>,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// The content security policy of the web client: nothing but our own origin.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; \
+    base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.chat.settings.max_avatar_bytes * 4 / 3 + 64 * 1024;
+    let api = Router::new()
+        .route("/auth/register", post(accounts::register))
+        .route("/auth/login", post(accounts::login))
+        .route("/auth/guest", post(accounts::guest))
+        .route("/auth/logout", post(accounts::logout))
+        .route("/me", get(accounts::me).patch(accounts::patch_me))
+        .route("/me/avatar", put(accounts::put_avatar).delete(accounts::delete_avatar))
+        .route("/users", get(accounts::search_users))
+        .route("/users/{id}", get(accounts::user))
+        .route("/avatars/{id}", get(accounts::avatar))
+        .route("/rooms", get(rooms::list).post(rooms::create))
+        .route("/rooms/{id}", get(rooms::get).patch(rooms::update).delete(rooms::delete))
+        .route("/rooms/{id}/join", post(rooms::join))
+        .route("/rooms/{id}/leave", post(rooms::leave))
+        .route("/rooms/{id}/members", get(rooms::members))
+        .route("/rooms/{id}/invites", post(rooms::invite))
+        .route("/rooms/{id}/messages", get(rooms::history).post(rooms::send))
+        .route("/rooms/{id}/read", post(rooms::read))
+        .route(
+            "/messages/{id}",
+            get(rooms::message).patch(rooms::edit).delete(rooms::delete_message),
+        )
+        .route("/ws", get(ws))
+        .route("/openapi.json", get(openapi))
+        .fallback(api_not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(crate::web::router())
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CompressionLayer::new())
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .with_state(state)
+}
+
+async fn api_not_found() -> ApiError {
+    Error::not_found("endpoint").into()
+}
+
+async fn method_not_allowed() -> Response {
+    let body = serde_json::json!({"error": {"code": "invalid", "message": "method not allowed"}});
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}
+
+/// `GET /api/v1/ws`: authenticated by `?token=` or the session cookie (whose
+/// `Origin` must be ours).
+async fn ws(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    extract::Query(q): extract::Query<WsQuery>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let token = match q.token.filter(|t| !t.is_empty()) {
+        Some(t) => t,
+        None => {
+            let t = cookie_token(&headers)
+                .or_else(|| bearer_token(&headers))
+                .ok_or_else(|| Error::Unauthorized("not signed in".into()))?;
+            if !same_origin(&headers, state.chat.settings.public_url.as_deref()) {
+                return Err(Error::forbidden("cross-origin WebSocket refused").into());
+            }
+            t
+        }
+    };
+    let session = state.chat.authenticate(&token).await?;
+    let max = state.chat.settings.max_frame_bytes;
+    let chat = state.chat.clone();
+    Ok(upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| crate::gateway::serve(socket, chat, session)))
+}
+
+#[derive(serde::Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../../openapi.json"),
+    )
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.chat.store.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not reachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    metrics::gauge!("hubbub_connections_open").set(state.chat.hub.connection_count() as f64);
+    match &state.metrics {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "metrics are off").into_response(),
+    }
+}

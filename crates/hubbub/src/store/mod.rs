@@ -1,0 +1,345 @@
+//! Persistence. `Store` is phrased in the domain's terms; each backend implements it
+//! with its own SQL and its own versioned migrations. SQL lives only under this module.
+//!
+//! Invariants every backend keeps (checked by the conformance tests):
+//! - a room's `seq` grows by exactly one per new message, starting at 1;
+//! - every durable change of a message takes the room's next `pos` and stamps it on
+//!   the message row, inside the same transaction as the change;
+//! - `(author_id, client_id)` identifies at most one message;
+//! - `member_count` equals the number of member rows of the room.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("room is full")]
+    RoomFull,
+    #[error("database error: {0}")]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(ref d) if d.is_unique_violation() => {
+                StoreError::Conflict("already exists")
+            }
+            other => StoreError::Other(other.into()),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+macro_rules! str_enum {
+    ($name:ident { $($variant:ident => $s:literal),* $(,)? }) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),* }
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $s),* }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($s => Some($name::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+str_enum!(UserKind { User => "user", Guest => "guest", Bot => "bot" });
+str_enum!(RoomKind { Public => "public", Private => "private", Dm => "dm" });
+str_enum!(Role { Owner => "owner", Admin => "admin", Moderator => "moderator", Member => "member" });
+
+impl Role {
+    /// Higher is more powerful.
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Owner => 3,
+            Role::Admin => 2,
+            Role::Moderator => 1,
+            Role::Member => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    pub id: String,
+    pub kind: UserKind,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub password_hash: Option<String>,
+    pub bio: String,
+    pub status_text: String,
+    pub avatar_hash: Option<String>,
+    pub is_admin: bool,
+    pub created_at: i64,
+    pub last_seen_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: String,
+    pub kind: UserKind,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub password_hash: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProfilePatch {
+    pub display_name: Option<Option<String>>,
+    pub bio: Option<String>,
+    pub status_text: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub user: UserRecord,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomRecord {
+    pub id: String,
+    pub name: String,
+    pub topic: String,
+    pub kind: RoomKind,
+    pub password_hash: Option<String>,
+    pub guests_allowed: bool,
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+    pub member_limit: Option<i64>,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub last_seq: i64,
+    pub last_pos: i64,
+    pub member_count: i64,
+    pub is_default: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    pub id: String,
+    pub name: String,
+    pub topic: String,
+    pub kind: RoomKind,
+    pub password_hash: Option<String>,
+    pub guests_allowed: bool,
+    pub starts_at: Option<i64>,
+    pub ends_at: Option<i64>,
+    pub member_limit: Option<i64>,
+    pub created_by: Option<String>,
+    pub created_at: i64,
+    pub is_default: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RoomPatch {
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    /// `Some(None)` removes the password.
+    pub password_hash: Option<Option<String>>,
+    pub guests_allowed: Option<bool>,
+    pub starts_at: Option<Option<i64>>,
+    pub ends_at: Option<Option<i64>>,
+    pub member_limit: Option<Option<i64>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberRecord {
+    pub room_id: String,
+    pub user_id: String,
+    pub role: Role,
+    pub joined_at: i64,
+    pub last_read_seq: i64,
+    pub notification_level: Option<String>,
+    pub muted_until: Option<i64>,
+}
+
+/// A room in a user's list, with the user's counters.
+#[derive(Debug, Clone)]
+pub struct JoinedRoom {
+    pub room: RoomRecord,
+    pub member: MemberRecord,
+    pub unread_count: i64,
+    pub mention_count: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberEntry {
+    pub user: UserRecord,
+    pub member: MemberRecord,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRecord {
+    pub id: String,
+    pub room_id: String,
+    pub seq: i64,
+    pub pos: i64,
+    pub author: UserRecord,
+    pub body: String,
+    pub html: String,
+    pub created_at: i64,
+    pub edited_at: Option<i64>,
+    pub deleted: bool,
+    pub pinned: bool,
+    pub reply_to: Option<String>,
+    pub thread_root: Option<String>,
+    pub reply_count: i64,
+    pub client_id: Option<String>,
+    pub mentions: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: String,
+    pub room_id: String,
+    pub author_id: String,
+    pub body: String,
+    pub html: String,
+    pub created_at: i64,
+    pub reply_to: Option<String>,
+    pub thread_root: Option<String>,
+    pub client_id: Option<String>,
+    pub mentions: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Inserted {
+    /// A new message was stored; `thread_root` is the root whose `reply_count` changed.
+    Created {
+        message: MessageRecord,
+        thread_root: Option<MessageRecord>,
+    },
+    /// `(author, client_id)` was already used: the original message, nothing stored.
+    Existing(MessageRecord),
+}
+
+/// Which page of a room's history to read. Pages are always returned in ascending `seq`.
+#[derive(Debug, Clone, Copy)]
+pub enum HistoryCursor {
+    Latest,
+    Before(i64),
+    After(i64),
+}
+
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    pub messages: Vec<MessageRecord>,
+    pub has_more: bool,
+}
+
+/// Every message of a room whose `pos` is greater than a client's, read in one snapshot.
+#[derive(Debug, Clone)]
+pub struct Changes {
+    pub messages: Vec<MessageRecord>,
+    pub truncated: bool,
+    /// The room's `pos` as of the snapshot.
+    pub pos: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Checks that the database answers (for `/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- users and sessions ---
+    /// Creates an account; the first account of a server becomes admin (atomically).
+    async fn create_account(&self, user: NewUser) -> StoreResult<UserRecord>;
+    /// Creates a guest. A guest name is free again once its previous holder has no
+    /// session left that is still valid at `now`, or logged out.
+    async fn create_guest(&self, user: NewUser, now: i64) -> StoreResult<UserRecord>;
+    async fn user(&self, id: &str) -> StoreResult<UserRecord>;
+    /// Looks an active name up, case-insensitively.
+    async fn user_by_name(&self, username: &str) -> StoreResult<UserRecord>;
+    async fn search_users(&self, query: &str, limit: i64) -> StoreResult<Vec<UserRecord>>;
+    async fn update_profile(&self, id: &str, patch: ProfilePatch) -> StoreResult<UserRecord>;
+    async fn set_password(&self, id: &str, password_hash: &str) -> StoreResult<()>;
+    async fn set_admin(&self, id: &str, is_admin: bool) -> StoreResult<()>;
+    async fn set_last_seen(&self, id: &str, at: i64) -> StoreResult<()>;
+    /// Sets (Some) or clears (None) a user's avatar; the image is kept by its hash.
+    async fn set_avatar(
+        &self,
+        user_id: &str,
+        avatar: Option<(String, String, Vec<u8>)>,
+    ) -> StoreResult<UserRecord>;
+    /// The stored avatar image: (content type, bytes).
+    async fn avatar(&self, hash: &str) -> StoreResult<(String, Vec<u8>)>;
+    /// Frees a guest's name (logout or expiry) so another guest may take it.
+    async fn release_guest_name(&self, user_id: &str) -> StoreResult<()>;
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// The session's user, if the session exists and has not expired at `now`.
+    async fn session(&self, token_hash: &str, now: i64) -> StoreResult<SessionRecord>;
+    async fn touch_session(&self, token_hash: &str, now: i64, expires_at: i64) -> StoreResult<()>;
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+
+    // --- rooms and membership ---
+    /// Creates a room and, when `owner` is given, makes them its owner.
+    async fn create_room(&self, room: NewRoom, owner: Option<&str>) -> StoreResult<RoomRecord>;
+    async fn room(&self, id: &str) -> StoreResult<RoomRecord>;
+    async fn default_room(&self) -> StoreResult<Option<RoomRecord>>;
+    async fn update_room(&self, id: &str, patch: RoomPatch) -> StoreResult<RoomRecord>;
+    async fn delete_room(&self, id: &str) -> StoreResult<()>;
+    /// Public rooms, for the room browser.
+    async fn public_rooms(&self) -> StoreResult<Vec<RoomRecord>>;
+    async fn joined_rooms(&self, user_id: &str) -> StoreResult<Vec<JoinedRoom>>;
+    async fn membership(&self, room_id: &str, user_id: &str) -> StoreResult<MemberRecord>;
+    /// Adds a member, honouring `member_limit` atomically. Ok(false): already a member.
+    async fn add_member(&self, room_id: &str, user_id: &str, role: Role, now: i64)
+    -> StoreResult<bool>;
+    /// Ok(false): was not a member.
+    async fn remove_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool>;
+    /// Members ordered by join order then user id; `after` is the last user id of the
+    /// previous page.
+    async fn members(
+        &self,
+        room_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<MemberEntry>>;
+    /// Users who share a room of at most `max_members` members with `user_id`
+    /// (the user included).
+    async fn neighbours(&self, user_id: &str, max_members: i64) -> StoreResult<Vec<UserRecord>>;
+    async fn mark_read(&self, room_id: &str, user_id: &str, seq: i64) -> StoreResult<i64>;
+
+    // --- messages ---
+    async fn insert_message(&self, msg: NewMessage) -> StoreResult<Inserted>;
+    async fn message(&self, id: &str) -> StoreResult<MessageRecord>;
+    async fn edit_message(
+        &self,
+        id: &str,
+        body: &str,
+        html: &str,
+        mentions: &[String],
+        now: i64,
+    ) -> StoreResult<MessageRecord>;
+    async fn delete_message(&self, id: &str) -> StoreResult<MessageRecord>;
+    async fn history(
+        &self,
+        room_id: &str,
+        cursor: HistoryCursor,
+        limit: i64,
+    ) -> StoreResult<HistoryPage>;
+    /// Messages of the room changed after `after_pos`, ascending by `pos`, at most
+    /// `limit` (the newest ones when there are more).
+    async fn changes_since(&self, room_id: &str, after_pos: i64, limit: i64)
+    -> StoreResult<Changes>;
+}

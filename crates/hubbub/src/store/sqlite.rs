@@ -1,0 +1,919 @@
+//! The SQLite store: the default backend, embedded, one file under the data dir.
+//!
+//! Writes go through a pool of exactly one connection, so transactions never fight
+//! for SQLite's single write lock (no `SQLITE_BUSY` storms) and commit in the order
+//! they were issued. Reads use a separate pool and see WAL snapshots, so they never
+//! wait for writers.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::*;
+
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+const USER_COLS: &str = "u.id AS u_id, u.kind AS u_kind, u.username AS u_username, \
+    u.display_name AS u_display_name, u.password_hash AS u_password_hash, u.bio AS u_bio, \
+    u.status_text AS u_status_text, u.avatar_hash AS u_avatar_hash, u.is_admin AS u_is_admin, \
+    u.created_at AS u_created_at, u.last_seen_at AS u_last_seen_at";
+
+const ROOM_COLS: &str = "r.id AS r_id, r.name AS r_name, r.topic AS r_topic, r.kind AS r_kind, \
+    r.password_hash AS r_password_hash, r.guests_allowed AS r_guests_allowed, \
+    r.starts_at AS r_starts_at, r.ends_at AS r_ends_at, r.member_limit AS r_member_limit, \
+    r.created_by AS r_created_by, r.created_at AS r_created_at, r.last_seq AS r_last_seq, \
+    r.last_pos AS r_last_pos, r.member_count AS r_member_count, r.is_default AS r_is_default";
+
+const MEMBER_COLS: &str = "mb.room_id AS mb_room_id, mb.user_id AS mb_user_id, \
+    mb.role AS mb_role, mb.joined_at AS mb_joined_at, mb.last_read_seq AS mb_last_read_seq, \
+    mb.notification_level AS mb_notification_level, mb.muted_until AS mb_muted_until";
+
+fn message_select() -> String {
+    format!(
+        "SELECT m.id, m.room_id, m.seq, m.pos, m.body, m.html, m.created_at, m.edited_at, \
+         m.deleted, m.pinned, m.reply_to, m.thread_root, m.reply_count, m.client_id, \
+         m.mentions, {USER_COLS} FROM messages m JOIN users u ON u.id = m.author_id"
+    )
+}
+
+fn user_from(row: &SqliteRow) -> StoreResult<UserRecord> {
+    let kind: String = row.try_get("u_kind")?;
+    Ok(UserRecord {
+        id: row.try_get("u_id")?,
+        kind: UserKind::parse(&kind).context("bad user kind")?,
+        username: row.try_get("u_username")?,
+        display_name: row.try_get("u_display_name")?,
+        password_hash: row.try_get("u_password_hash")?,
+        bio: row.try_get("u_bio")?,
+        status_text: row.try_get("u_status_text")?,
+        avatar_hash: row.try_get("u_avatar_hash")?,
+        is_admin: row.try_get("u_is_admin")?,
+        created_at: row.try_get("u_created_at")?,
+        last_seen_at: row.try_get("u_last_seen_at")?,
+    })
+}
+
+fn room_from(row: &SqliteRow) -> StoreResult<RoomRecord> {
+    let kind: String = row.try_get("r_kind")?;
+    Ok(RoomRecord {
+        id: row.try_get("r_id")?,
+        name: row.try_get("r_name")?,
+        topic: row.try_get("r_topic")?,
+        kind: RoomKind::parse(&kind).context("bad room kind")?,
+        password_hash: row.try_get("r_password_hash")?,
+        guests_allowed: row.try_get("r_guests_allowed")?,
+        starts_at: row.try_get("r_starts_at")?,
+        ends_at: row.try_get("r_ends_at")?,
+        member_limit: row.try_get("r_member_limit")?,
+        created_by: row.try_get("r_created_by")?,
+        created_at: row.try_get("r_created_at")?,
+        last_seq: row.try_get("r_last_seq")?,
+        last_pos: row.try_get("r_last_pos")?,
+        member_count: row.try_get("r_member_count")?,
+        is_default: row.try_get("r_is_default")?,
+    })
+}
+
+fn member_from(row: &SqliteRow) -> StoreResult<MemberRecord> {
+    let role: String = row.try_get("mb_role")?;
+    Ok(MemberRecord {
+        room_id: row.try_get("mb_room_id")?,
+        user_id: row.try_get("mb_user_id")?,
+        role: Role::parse(&role).context("bad role")?,
+        joined_at: row.try_get("mb_joined_at")?,
+        last_read_seq: row.try_get("mb_last_read_seq")?,
+        notification_level: row.try_get("mb_notification_level")?,
+        muted_until: row.try_get("mb_muted_until")?,
+    })
+}
+
+fn message_from(row: &SqliteRow) -> StoreResult<MessageRecord> {
+    let mentions: String = row.try_get("mentions")?;
+    let mut author = user_from(row)?;
+    author.password_hash = None;
+    Ok(MessageRecord {
+        id: row.try_get("id")?,
+        room_id: row.try_get("room_id")?,
+        seq: row.try_get("seq")?,
+        pos: row.try_get("pos")?,
+        author,
+        body: row.try_get("body")?,
+        html: row.try_get("html")?,
+        created_at: row.try_get("created_at")?,
+        edited_at: row.try_get("edited_at")?,
+        deleted: row.try_get("deleted")?,
+        pinned: row.try_get("pinned")?,
+        reply_to: row.try_get("reply_to")?,
+        thread_root: row.try_get("thread_root")?,
+        reply_count: row.try_get("reply_count")?,
+        client_id: row.try_get("client_id")?,
+        mentions: serde_json::from_str(&mentions).context("bad mentions column")?,
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` and applies migrations.
+    pub async fn open(url: &str) -> anyhow::Result<SqliteStore> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("invalid SQLite URL {url}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL in WAL mode: a commit survives a crash of the process (kill -9);
+            // only an OS crash or power loss can take back the last commits.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .statement_cache_capacity(256);
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts.clone())
+            .await
+            .with_context(|| format!("cannot open SQLite database {url}"))?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&write)
+            .await
+            .context("cannot migrate SQLite database")?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts.read_only(true))
+            .await
+            .context("cannot open SQLite read pool")?;
+        Ok(SqliteStore { write, read })
+    }
+
+    async fn message_tx(
+        tx: &mut Transaction<'_, Sqlite>,
+        id: &str,
+    ) -> StoreResult<MessageRecord> {
+        let row = sqlx::query(&format!("{} WHERE m.id = ?", message_select()))
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+        message_from(&row)
+    }
+
+    async fn user_tx(tx: &mut Transaction<'_, Sqlite>, id: &str) -> StoreResult<UserRecord> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?"))
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+        user_from(&row)
+    }
+
+    /// Takes the room's next `pos` (and, for a new message, its next `seq`).
+    async fn bump_room(
+        tx: &mut Transaction<'_, Sqlite>,
+        room_id: &str,
+        new_message: bool,
+    ) -> StoreResult<(i64, i64)> {
+        let inc = i64::from(new_message);
+        let row = sqlx::query(
+            "UPDATE rooms SET last_seq = last_seq + ?, last_pos = last_pos + 1 \
+             WHERE id = ? RETURNING last_seq, last_pos",
+        )
+        .bind(inc)
+        .bind(room_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    async fn insert_user(
+        tx: &mut Transaction<'_, Sqlite>,
+        u: &NewUser,
+        is_admin: bool,
+    ) -> StoreResult<UserRecord> {
+        let res = sqlx::query(
+            "INSERT INTO users (id, kind, username, name_key, display_name, password_hash, \
+             is_admin, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&u.id)
+        .bind(u.kind.as_str())
+        .bind(&u.username)
+        .bind(u.username.to_lowercase())
+        .bind(&u.display_name)
+        .bind(&u.password_hash)
+        .bind(is_admin)
+        .bind(u.created_at)
+        .execute(&mut **tx)
+        .await;
+        match res {
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                return Err(StoreError::Conflict("name is taken"));
+            }
+            other => other?,
+        };
+        Self::user_tx(tx, &u.id).await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    async fn create_account(&self, user: NewUser) -> StoreResult<UserRecord> {
+        let mut tx = self.write.begin().await?;
+        let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE kind = 'user'")
+            .fetch_one(&mut *tx)
+            .await?;
+        let first = accounts == 0 && user.kind == UserKind::User;
+        let rec = Self::insert_user(&mut tx, &user, first).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn create_guest(&self, user: NewUser, now: i64) -> StoreResult<UserRecord> {
+        let mut tx = self.write.begin().await?;
+        // A guest whose sessions have all expired no longer holds its name.
+        sqlx::query(
+            "UPDATE users SET name_key = NULL WHERE name_key = ? AND kind = 'guest' \
+             AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = users.id \
+             AND s.expires_at > ?)",
+        )
+        .bind(user.username.to_lowercase())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let rec = Self::insert_user(&mut tx, &user, false).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn user(&self, id: &str) -> StoreResult<UserRecord> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?"))
+            .bind(id)
+            .fetch_one(&self.read)
+            .await?;
+        user_from(&row)
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<UserRecord> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users u WHERE u.name_key = ?"))
+            .bind(username.to_lowercase())
+            .fetch_one(&self.read)
+            .await?;
+        user_from(&row)
+    }
+
+    async fn search_users(&self, query: &str, limit: i64) -> StoreResult<Vec<UserRecord>> {
+        let pattern = format!(
+            "%{}%",
+            query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+        );
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users u WHERE u.name_key IS NOT NULL AND \
+             (u.name_key LIKE ?1 ESCAPE '\\' OR lower(coalesce(u.display_name, '')) LIKE ?1 \
+             ESCAPE '\\') ORDER BY u.name_key LIMIT ?2"
+        ))
+        .bind(pattern)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn update_profile(&self, id: &str, patch: ProfilePatch) -> StoreResult<UserRecord> {
+        let mut tx = self.write.begin().await?;
+        if let Some(d) = patch.display_name {
+            sqlx::query("UPDATE users SET display_name = ? WHERE id = ?")
+                .bind(d)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(b) = patch.bio {
+            sqlx::query("UPDATE users SET bio = ? WHERE id = ?")
+                .bind(b)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(s) = patch.status_text {
+            sqlx::query("UPDATE users SET status_text = ? WHERE id = ?")
+                .bind(s)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let rec = Self::user_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn set_password(&self, id: &str, password_hash: &str) -> StoreResult<()> {
+        let r = sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            .bind(password_hash)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_admin(&self, id: &str, is_admin: bool) -> StoreResult<()> {
+        let r = sqlx::query("UPDATE users SET is_admin = ? WHERE id = ?")
+            .bind(is_admin)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_last_seen(&self, id: &str, at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_seen_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_avatar(
+        &self,
+        user_id: &str,
+        avatar: Option<(String, String, Vec<u8>)>,
+    ) -> StoreResult<UserRecord> {
+        let mut tx = self.write.begin().await?;
+        let hash = match avatar {
+            Some((hash, content_type, data)) => {
+                sqlx::query(
+                    "INSERT INTO avatars (hash, content_type, data) VALUES (?, ?, ?) \
+                     ON CONFLICT (hash) DO NOTHING",
+                )
+                .bind(&hash)
+                .bind(content_type)
+                .bind(data)
+                .execute(&mut *tx)
+                .await?;
+                Some(hash)
+            }
+            None => None,
+        };
+        let r = sqlx::query("UPDATE users SET avatar_hash = ? WHERE id = ?")
+            .bind(&hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        // Images nobody uses any more are dropped in the same transaction.
+        sqlx::query(
+            "DELETE FROM avatars WHERE hash NOT IN \
+             (SELECT avatar_hash FROM users WHERE avatar_hash IS NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let rec = Self::user_tx(&mut tx, user_id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn avatar(&self, hash: &str) -> StoreResult<(String, Vec<u8>)> {
+        let row = sqlx::query("SELECT content_type, data FROM avatars WHERE hash = ?")
+            .bind(hash)
+            .fetch_one(&self.read)
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    async fn release_guest_name(&self, user_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET name_key = NULL WHERE id = ? AND kind = 'guest'")
+            .bind(user_id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(now)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &str, now: i64) -> StoreResult<SessionRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLS}, s.last_used_at, s.expires_at FROM sessions s \
+             JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?"
+        ))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(SessionRecord {
+            user: user_from(&row)?,
+            last_used_at: row.try_get("last_used_at")?,
+            expires_at: row.try_get("expires_at")?,
+        })
+    }
+
+    async fn touch_session(&self, token_hash: &str, now: i64, expires_at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_used_at = ?, expires_at = ? WHERE token_hash = ?")
+            .bind(now)
+            .bind(expires_at)
+            .bind(token_hash)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_room(&self, room: NewRoom, owner: Option<&str>) -> StoreResult<RoomRecord> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "INSERT INTO rooms (id, name, topic, kind, password_hash, guests_allowed, starts_at, \
+             ends_at, member_limit, created_by, created_at, is_default, member_count) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&room.id)
+        .bind(&room.name)
+        .bind(&room.topic)
+        .bind(room.kind.as_str())
+        .bind(&room.password_hash)
+        .bind(room.guests_allowed)
+        .bind(room.starts_at)
+        .bind(room.ends_at)
+        .bind(room.member_limit)
+        .bind(&room.created_by)
+        .bind(room.created_at)
+        .bind(room.is_default)
+        .bind(i64::from(owner.is_some()))
+        .execute(&mut *tx)
+        .await?;
+        if let Some(owner) = owner {
+            sqlx::query(
+                "INSERT INTO members (room_id, user_id, role, joined_at) VALUES (?, ?, 'owner', ?)",
+            )
+            .bind(&room.id)
+            .bind(owner)
+            .bind(room.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = sqlx::query(&format!("SELECT {ROOM_COLS} FROM rooms r WHERE r.id = ?"))
+            .bind(&room.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rec = room_from(&row)?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn room(&self, id: &str) -> StoreResult<RoomRecord> {
+        let row = sqlx::query(&format!("SELECT {ROOM_COLS} FROM rooms r WHERE r.id = ?"))
+            .bind(id)
+            .fetch_one(&self.read)
+            .await?;
+        room_from(&row)
+    }
+
+    async fn default_room(&self) -> StoreResult<Option<RoomRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ROOM_COLS} FROM rooms r WHERE r.is_default = 1 LIMIT 1"
+        ))
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(room_from).transpose()
+    }
+
+    async fn update_room(&self, id: &str, patch: RoomPatch) -> StoreResult<RoomRecord> {
+        let mut tx = self.write.begin().await?;
+        let cur = sqlx::query(&format!("SELECT {ROOM_COLS} FROM rooms r WHERE r.id = ?"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let cur = room_from(&cur)?;
+        sqlx::query(
+            "UPDATE rooms SET name = ?, topic = ?, password_hash = ?, guests_allowed = ?, \
+             starts_at = ?, ends_at = ?, member_limit = ? WHERE id = ?",
+        )
+        .bind(patch.name.unwrap_or(cur.name))
+        .bind(patch.topic.unwrap_or(cur.topic))
+        .bind(patch.password_hash.unwrap_or(cur.password_hash))
+        .bind(patch.guests_allowed.unwrap_or(cur.guests_allowed))
+        .bind(patch.starts_at.unwrap_or(cur.starts_at))
+        .bind(patch.ends_at.unwrap_or(cur.ends_at))
+        .bind(patch.member_limit.unwrap_or(cur.member_limit))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(&format!("SELECT {ROOM_COLS} FROM rooms r WHERE r.id = ?"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rec = room_from(&row)?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn delete_room(&self, id: &str) -> StoreResult<()> {
+        let r = sqlx::query("DELETE FROM rooms WHERE id = ?")
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn public_rooms(&self) -> StoreResult<Vec<RoomRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ROOM_COLS} FROM rooms r WHERE r.kind = 'public' ORDER BY r.is_default DESC, \
+             r.member_count DESC, r.name LIMIT 500"
+        ))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(room_from).collect()
+    }
+
+    async fn joined_rooms(&self, user_id: &str) -> StoreResult<Vec<JoinedRoom>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ROOM_COLS}, {MEMBER_COLS}, \
+             (SELECT COUNT(*) FROM messages m WHERE m.room_id = r.id \
+              AND m.seq > mb.last_read_seq AND m.author_id != mb.user_id AND m.deleted = 0) \
+              AS unread \
+             FROM members mb JOIN rooms r ON r.id = mb.room_id WHERE mb.user_id = ? \
+             ORDER BY r.is_default DESC, r.name"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(JoinedRoom {
+                    room: room_from(row)?,
+                    member: member_from(row)?,
+                    unread_count: row.try_get("unread")?,
+                    mention_count: 0,
+                })
+            })
+            .collect()
+    }
+
+    async fn membership(&self, room_id: &str, user_id: &str) -> StoreResult<MemberRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {MEMBER_COLS} FROM members mb WHERE mb.room_id = ? AND mb.user_id = ?"
+        ))
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_one(&self.read)
+        .await?;
+        member_from(&row)
+    }
+
+    async fn add_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        role: Role,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM members WHERE room_id = ? AND user_id = ?")
+                .bind(room_id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        let row = sqlx::query("SELECT member_count, member_limit FROM rooms WHERE id = ?")
+            .bind(room_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let count: i64 = row.try_get(0)?;
+        let limit: Option<i64> = row.try_get(1)?;
+        if limit.is_some_and(|l| count >= l) {
+            return Err(StoreError::RoomFull);
+        }
+        sqlx::query("INSERT INTO members (room_id, user_id, role, joined_at) VALUES (?, ?, ?, ?)")
+            .bind(room_id)
+            .bind(user_id)
+            .bind(role.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE rooms SET member_count = member_count + 1 WHERE id = ?")
+            .bind(room_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn remove_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
+        let mut tx = self.write.begin().await?;
+        let r = sqlx::query("DELETE FROM members WHERE room_id = ? AND user_id = ?")
+            .bind(room_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE rooms SET member_count = member_count - 1 WHERE id = ?")
+            .bind(room_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn members(
+        &self,
+        room_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<MemberEntry>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS}, {MEMBER_COLS} FROM members mb JOIN users u ON u.id = mb.user_id \
+             WHERE mb.room_id = ? AND mb.user_id > ? ORDER BY mb.user_id LIMIT ?"
+        ))
+        .bind(room_id)
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let mut user = user_from(row)?;
+                user.password_hash = None;
+                Ok(MemberEntry {
+                    user,
+                    member: member_from(row)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn neighbours(&self, user_id: &str, max_members: i64) -> StoreResult<Vec<UserRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users u WHERE u.id = ?1 OR u.id IN \
+             (SELECT other.user_id FROM members me \
+              JOIN rooms r ON r.id = me.room_id AND (r.member_count <= ?2 OR r.kind = 'dm') \
+              JOIN members other ON other.room_id = me.room_id WHERE me.user_id = ?1)"
+        ))
+        .bind(user_id)
+        .bind(max_members)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let mut u = user_from(row)?;
+                u.password_hash = None;
+                Ok(u)
+            })
+            .collect()
+    }
+
+    async fn mark_read(&self, room_id: &str, user_id: &str, seq: i64) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "UPDATE members SET last_read_seq = MAX(last_read_seq, \
+             MIN(?, (SELECT last_seq FROM rooms WHERE id = ?))) \
+             WHERE room_id = ? AND user_id = ? RETURNING last_read_seq",
+        )
+        .bind(seq)
+        .bind(room_id)
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_one(&self.write)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn insert_message(&self, msg: NewMessage) -> StoreResult<Inserted> {
+        let mut tx = self.write.begin().await?;
+        if let Some(cid) = &msg.client_id {
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT id FROM messages WHERE author_id = ? AND client_id = ?")
+                    .bind(&msg.author_id)
+                    .bind(cid)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(id) = existing {
+                let rec = Self::message_tx(&mut tx, &id).await?;
+                return Ok(Inserted::Existing(rec));
+            }
+        }
+        let (seq, pos) = Self::bump_room(&mut tx, &msg.room_id, true).await?;
+        sqlx::query(
+            "INSERT INTO messages (id, room_id, seq, pos, author_id, body, html, created_at, \
+             reply_to, thread_root, client_id, mentions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&msg.id)
+        .bind(&msg.room_id)
+        .bind(seq)
+        .bind(pos)
+        .bind(&msg.author_id)
+        .bind(&msg.body)
+        .bind(&msg.html)
+        .bind(msg.created_at)
+        .bind(&msg.reply_to)
+        .bind(&msg.thread_root)
+        .bind(&msg.client_id)
+        .bind(serde_json::to_string(&msg.mentions).context("mentions")?)
+        .execute(&mut *tx)
+        .await?;
+        // Posting reads the room up to one's own message.
+        sqlx::query("UPDATE members SET last_read_seq = ? WHERE room_id = ? AND user_id = ?")
+            .bind(seq)
+            .bind(&msg.room_id)
+            .bind(&msg.author_id)
+            .execute(&mut *tx)
+            .await?;
+        let thread_root = match &msg.thread_root {
+            Some(root) => {
+                let (_, root_pos) = Self::bump_room(&mut tx, &msg.room_id, false).await?;
+                sqlx::query(
+                    "UPDATE messages SET reply_count = reply_count + 1, pos = ? WHERE id = ?",
+                )
+                .bind(root_pos)
+                .bind(root)
+                .execute(&mut *tx)
+                .await?;
+                Some(Self::message_tx(&mut tx, root).await?)
+            }
+            None => None,
+        };
+        let message = Self::message_tx(&mut tx, &msg.id).await?;
+        tx.commit().await?;
+        Ok(Inserted::Created {
+            message,
+            thread_root,
+        })
+    }
+
+    async fn message(&self, id: &str) -> StoreResult<MessageRecord> {
+        let row = sqlx::query(&format!("{} WHERE m.id = ?", message_select()))
+            .bind(id)
+            .fetch_one(&self.read)
+            .await?;
+        message_from(&row)
+    }
+
+    async fn edit_message(
+        &self,
+        id: &str,
+        body: &str,
+        html: &str,
+        mentions: &[String],
+        now: i64,
+    ) -> StoreResult<MessageRecord> {
+        let mut tx = self.write.begin().await?;
+        let room_id: String =
+            sqlx::query_scalar("SELECT room_id FROM messages WHERE id = ? AND deleted = 0")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let (_, pos) = Self::bump_room(&mut tx, &room_id, false).await?;
+        sqlx::query(
+            "UPDATE messages SET body = ?, html = ?, mentions = ?, edited_at = ?, pos = ? \
+             WHERE id = ?",
+        )
+        .bind(body)
+        .bind(html)
+        .bind(serde_json::to_string(mentions).context("mentions")?)
+        .bind(now)
+        .bind(pos)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let rec = Self::message_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn delete_message(&self, id: &str) -> StoreResult<MessageRecord> {
+        let mut tx = self.write.begin().await?;
+        let room_id: String =
+            sqlx::query_scalar("SELECT room_id FROM messages WHERE id = ? AND deleted = 0")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let (_, pos) = Self::bump_room(&mut tx, &room_id, false).await?;
+        sqlx::query(
+            "UPDATE messages SET body = '', html = '', mentions = '[]', deleted = 1, pinned = 0, \
+             pos = ? WHERE id = ?",
+        )
+        .bind(pos)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let rec = Self::message_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn history(
+        &self,
+        room_id: &str,
+        cursor: HistoryCursor,
+        limit: i64,
+    ) -> StoreResult<HistoryPage> {
+        let (cond, order, bound) = match cursor {
+            HistoryCursor::Latest => ("", "DESC", 0),
+            HistoryCursor::Before(n) => ("AND m.seq < ?", "DESC", n),
+            HistoryCursor::After(n) => ("AND m.seq > ?", "ASC", n),
+        };
+        let sql = format!(
+            "{} WHERE m.room_id = ? {cond} ORDER BY m.seq {order} LIMIT ?",
+            message_select()
+        );
+        let mut q = sqlx::query(&sql).bind(room_id);
+        if !cond.is_empty() {
+            q = q.bind(bound);
+        }
+        let rows = q.bind(limit + 1).fetch_all(&self.read).await?;
+        let has_more = rows.len() as i64 > limit;
+        let mut messages = rows
+            .iter()
+            .take(limit as usize)
+            .map(message_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if order == "DESC" {
+            messages.reverse();
+        }
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    async fn changes_since(
+        &self,
+        room_id: &str,
+        after_pos: i64,
+        limit: i64,
+    ) -> StoreResult<Changes> {
+        // One read transaction: the room's pos and the rows come from the same snapshot.
+        let mut tx = self.read.begin().await?;
+        let pos: i64 = sqlx::query_scalar("SELECT last_pos FROM rooms WHERE id = ?")
+            .bind(room_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows = sqlx::query(&format!(
+            "{} WHERE m.room_id = ? AND m.pos > ? ORDER BY m.pos DESC LIMIT ?",
+            message_select()
+        ))
+        .bind(room_id)
+        .bind(after_pos)
+        .bind(limit + 1)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let truncated = rows.len() as i64 > limit;
+        let mut messages = rows
+            .iter()
+            .take(limit as usize)
+            .map(message_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        messages.reverse();
+        Ok(Changes {
+            messages,
+            truncated,
+            pos,
+        })
+    }
+}
