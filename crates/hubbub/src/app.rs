@@ -88,6 +88,13 @@ impl Application {
         })
         .await
         .context("server error")?;
+        // Upgraded WebSockets outlive the HTTP server: give them a moment to send
+        // their close frames, then flush the database.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.chat.hub.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.chat.store.close().await;
         tracing::info!("shutdown complete");
         Ok(())
     }

@@ -202,6 +202,7 @@ impl Hub {
 
     /// Sends a frame to every connection subscribed to a room.
     pub fn publish_room(&self, room: &str, frame: &Frame) {
+        tracing::debug!(room, event = %frame.text.as_str().get(..40).unwrap_or(""), "publish");
         if let Some(subs) = self.rooms.get(room) {
             metrics::counter!("hubbub_deliveries_total").increment(subs.len() as u64);
             for s in subs.iter() {

@@ -254,6 +254,9 @@ pub trait Store: Send + Sync + 'static {
     /// Checks that the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Flushes and closes the database (graceful shutdown).
+    async fn close(&self);
+
     // --- users and sessions ---
     /// Creates an account; the first account of a server becomes admin (atomically).
     async fn create_account(&self, user: NewUser) -> StoreResult<UserRecord>;

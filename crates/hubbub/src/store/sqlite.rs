@@ -227,6 +227,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn close(&self) {
+        // Fold the WAL back into the main file so a stopped server leaves one file.
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.write).await {
+            tracing::warn!(error = %e, "WAL checkpoint on shutdown failed");
+        }
+        self.read.close().await;
+        self.write.close().await;
+    }
+
     async fn create_account(&self, user: NewUser) -> StoreResult<UserRecord> {
         let mut tx = self.write.begin().await?;
         let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE kind = 'user'")
