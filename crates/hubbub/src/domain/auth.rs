@@ -92,7 +92,7 @@ impl Chat {
         let username = validate::username("username", username)?;
         let password = validate::password(password)?;
         let display_name = display_name.map(validate::display_name).transpose()?.flatten();
-        self.limits.signup(ip)?;
+        self.limits.registration(ip)?;
         let hash = hash_password(password).await?;
         let user = self
             .store

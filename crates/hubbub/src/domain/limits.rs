@@ -20,6 +20,7 @@ pub struct Limits {
     sends: DefaultKeyedRateLimiter<String>,
     writes: DefaultKeyedRateLimiter<String>,
     signups: DefaultKeyedRateLimiter<String>,
+    registrations: DefaultKeyedRateLimiter<String>,
     /// key → (window start ms, failures in the window)
     login_failures: DashMap<String, (i64, u32)>,
 }
@@ -49,6 +50,8 @@ impl Limits {
             sends: RateLimiter::keyed(quota(s.send_rate_per_min, s.send_burst)),
             writes: RateLimiter::keyed(quota(s.write_rate_per_min, s.write_burst)),
             signups: RateLimiter::keyed(quota(s.guest_signups_per_min, s.guest_signups_per_min)),
+            // Account sign-ups cost an Argon2 hash each; the cap only stops scripts.
+            registrations: RateLimiter::keyed(quota(120, 120)),
             login_failures: DashMap::new(),
         }
     }
@@ -72,6 +75,13 @@ impl Limits {
             return Ok(());
         }
         check(&self.signups, ip)
+    }
+
+    pub fn registration(&self, ip: &str) -> Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        check(&self.registrations, ip)
     }
 
     /// Refuses a login attempt while the account or the IP is locked out.
@@ -112,6 +122,7 @@ impl Limits {
         self.sends.retain_recent();
         self.writes.retain_recent();
         self.signups.retain_recent();
+        self.registrations.retain_recent();
         let now = crate::util::now_ms();
         self.login_failures.retain(|_, (start, _)| now < *start + LOGIN_WINDOW_MS);
         self.sends.shrink_to_fit();

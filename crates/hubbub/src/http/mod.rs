@@ -153,6 +153,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     metrics::gauge!("hubbub_connections_open").set(state.chat.hub.connection_count() as f64);
+    if let Some(rss) = resident_memory_bytes() {
+        metrics::gauge!("hubbub_process_resident_memory_bytes").set(rss as f64);
+    }
     match &state.metrics {
         Some(h) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -161,4 +164,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
             .into_response(),
         None => (StatusCode::NOT_FOUND, "metrics are off").into_response(),
     }
+}
+
+/// The process's resident memory, from /proc (Linux); None elsewhere.
+fn resident_memory_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
 }
