@@ -80,6 +80,37 @@ pub fn client_id(s: &str) -> Result<String> {
     Ok(s.to_string())
 }
 
+/// A reaction emoji: 1–32 bytes, no whitespace, and a known emoji (given as itself
+/// or as a `:shortcode:`). Returns the fully-qualified emoji.
+pub fn emoji(s: &str) -> Result<String> {
+    if s.is_empty() || s.len() > 32 {
+        return Err(Error::invalid("emoji", "emoji must be 1 to 32 bytes"));
+    }
+    if s.chars().any(char::is_whitespace) {
+        return Err(Error::invalid("emoji", "emoji must not contain whitespace"));
+    }
+    let found = match s.strip_prefix(':').and_then(|r| r.strip_suffix(':')) {
+        Some(code) => emojis::get_by_shortcode(code),
+        None => emojis::get(s),
+    };
+    found
+        .map(|e| e.as_str().to_string())
+        .ok_or_else(|| Error::invalid("emoji", "not a known emoji"))
+}
+
+/// Search text → plain terms (letters, digits, and what joins them inside words),
+/// so no query can be a syntax error for the full-text engine.
+pub fn search_terms(q: &str) -> Result<Vec<String>> {
+    if q.chars().count() > 256 {
+        return Err(Error::invalid("q", "search text must be at most 256 characters"));
+    }
+    Ok(q.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|t| !t.is_empty())
+        .take(16)
+        .map(str::to_lowercase)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +144,23 @@ mod tests {
         assert!(client_id("").is_err());
         assert_eq!(display_name("  ").unwrap(), None);
         assert!(password("1234567").is_err());
+    }
+
+    #[test]
+    fn emojis() {
+        assert_eq!(emoji("👍").unwrap(), "👍");
+        assert_eq!(emoji(":rocket:").unwrap(), "🚀");
+        assert_eq!(emoji("\u{1f43f}").unwrap(), "\u{1f43f}\u{fe0f}");
+        assert!(emoji("").is_err());
+        assert!(emoji("abc").is_err());
+        assert!(emoji(":nope-not-one:").is_err());
+        assert!(emoji("👍 ").is_err());
+        assert!(emoji(&"👍".repeat(9)).is_err());
+    }
+
+    #[test]
+    fn search_terms_are_plain() {
+        assert_eq!(search_terms("Hello, \"world\" AND (x* OR").unwrap(), ["hello", "world", "and", "x", "or"]);
+        assert!(search_terms("\"*)(:^").unwrap().is_empty());
     }
 }
