@@ -9,10 +9,12 @@ use anyhow::{Context, bail};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
+use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::domain::Chat;
 use crate::hub::Hub;
 use crate::store::Store;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 
 /// Opens the store named by the settings' database URL.
@@ -32,7 +34,14 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         }
         Ok(Arc::new(SqliteStore::open(&url).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        bail!("PostgreSQL support is not built yet; use a sqlite:// database URL")
+        Ok(Arc::new(
+            PostgresStore::open(
+                &url,
+                settings.db_max_connections,
+                std::time::Duration::from_millis(settings.db_acquire_timeout_ms),
+            )
+            .await?,
+        ))
     } else {
         bail!("unsupported database URL {}: use sqlite:// or postgres://", crate::config::mask_url(&url))
     }
@@ -48,10 +57,25 @@ impl Application {
     pub async fn build(settings: Settings, metrics: Option<PrometheusHandle>) -> anyhow::Result<Application> {
         let store = open_store(&settings).await?;
         let hub = Hub::new(settings.outbound_queue);
+        let cluster = match &settings.redis_url {
+            Some(url) => {
+                let (cluster, bus, inbound) = Cluster::start(url, &settings.redis_prefix).await?;
+                hub.attach_bus(bus, crate::domain::messages::gap_filler(store.clone()));
+                Some((cluster, inbound))
+            }
+            None => None,
+        };
         let listener = TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("cannot listen on {}", settings.bind))?;
-        let chat = Chat::new(store, hub, Arc::new(settings));
+        let (cluster, inbound) = match cluster {
+            Some((c, i)) => (Some(c), Some(i)),
+            None => (None, None),
+        };
+        let chat = Chat::new(store, hub, Arc::new(settings), cluster);
+        if let Some(inbound) = inbound {
+            chat.spawn_cluster_inbound(inbound);
+        }
         chat.bootstrap().await?;
         chat.spawn_maintenance();
         Ok(Application {

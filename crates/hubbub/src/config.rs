@@ -27,9 +27,24 @@ pub struct Settings {
     #[arg(long, env = "HUBBUB_DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// Most connections this node keeps open to PostgreSQL (ignored for SQLite).
+    #[arg(long, env = "HUBBUB_DB_MAX_CONNECTIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub db_max_connections: u32,
+
+    /// How long a database operation waits for a free PostgreSQL connection before it
+    /// fails, in milliseconds (ignored for SQLite).
+    #[arg(long, env = "HUBBUB_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub db_acquire_timeout_ms: u64,
+
     /// Redis URL for multi-node fan-out and presence (needs PostgreSQL).
     #[arg(long, env = "HUBBUB_REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel (several clusters can share one Redis).
+    #[arg(long, env = "HUBBUB_REDIS_PREFIX", default_value = "hubbub")]
+    pub redis_prefix: String,
 
     /// Public origin of the server (e.g. https://chat.example.com), accepted in
     /// `Origin` headers besides the request's own host.
@@ -106,6 +121,8 @@ impl std::fmt::Debug for Settings {
             .field("bind", &self.bind)
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.database_url.as_deref().map(mask_url))
+            .field("db_max_connections", &self.db_max_connections)
+            .field("db_acquire_timeout_ms", &self.db_acquire_timeout_ms)
             .field("redis_url", &self.redis_url.as_deref().map(mask_url))
             .field("registration", &self.registration)
             .field("no_guests", &self.no_guests)

@@ -4,6 +4,7 @@
 //! domain (`domain`) → store (`store`) and hub (`hub`).
 
 pub mod app;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod gateway;

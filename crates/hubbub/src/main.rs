@@ -109,7 +109,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 async fn admin(settings: Settings, action: AdminAction) -> anyhow::Result<()> {
     let store = open_store(&settings).await?;
-    let chat = Chat::new(store, Hub::new(1), Arc::new(settings));
+    let chat = Chat::new(store, Hub::new(1), Arc::new(settings), None);
     chat.bootstrap().await?;
     let result = match action {
         AdminAction::CreateUser {

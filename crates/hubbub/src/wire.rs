@@ -84,18 +84,22 @@ pub enum Event<'a> {
 impl Event<'_> {
     /// Serializes once into a shareable frame.
     pub fn frame(&self) -> Frame {
-        let (room, pos) = match self {
-            Event::Message { message, pos } | Event::MessageUpdated { message, pos, .. } => {
-                (Some(Arc::from(message.room_id.as_str())), *pos)
+        let (room, pos, seq) = match self {
+            Event::Message { message, pos } => {
+                (Some(Arc::from(message.room_id.as_str())), *pos, message.seq)
             }
-            Event::MessageDeleted { room_id, pos, .. } => (Some(Arc::from(*room_id)), *pos),
-            _ => (None, 0),
+            Event::MessageUpdated { message, pos, .. } => {
+                (Some(Arc::from(message.room_id.as_str())), *pos, 0)
+            }
+            Event::MessageDeleted { room_id, pos, .. } => (Some(Arc::from(*room_id)), *pos, 0),
+            _ => (None, 0, 0),
         };
         // Serializing our own types cannot fail (no maps with non-string keys).
         let text = serde_json::to_string(self).unwrap_or_default();
         Frame {
             room,
             pos,
+            seq,
             text: Utf8Bytes::from(text),
         }
     }

@@ -101,7 +101,7 @@ impl Chat {
                     .record(started.elapsed().as_secs_f64());
                 metrics::counter!("hubbub_messages_total").increment(1);
                 drop(_order);
-                self.stop_typing(&room.id, &user.id);
+                self.typing_done(&room.id, &user.id);
                 tracing::debug!(room = %room.id, seq = msg.seq, "message sent");
                 Ok(msg)
             }
@@ -261,4 +261,42 @@ impl Chat {
         }
         Ok(self.store.changes_since(room_id, after_pos.max(0), RESUME_LIMIT).await?)
     }
+}
+
+/// Cluster mode: how the hub fills a gap in a room's changes from the store. New
+/// messages (seq above what was delivered) become `message`, tombstones
+/// `message_deleted`, the rest `message_updated` — each with its current state.
+pub fn gap_filler(store: std::sync::Arc<dyn crate::store::Store>) -> crate::hub::sequencer::Fill {
+    std::sync::Arc::new(move |room: String, after: i64, last_seq: i64| {
+        let store = store.clone();
+        Box::pin(async move {
+            let changes = store.changes_since(&room, after, RESUME_LIMIT).await?;
+            let frames = changes
+                .messages
+                .iter()
+                .map(|rec| {
+                    let m = Message::from_record(rec);
+                    if m.deleted {
+                        Event::MessageDeleted {
+                            room_id: &m.room_id,
+                            message_id: &m.id,
+                            seq: m.seq,
+                            pos: m.pos,
+                        }
+                        .frame()
+                    } else if m.seq > last_seq {
+                        Event::Message { message: &m, pos: m.pos }.frame()
+                    } else {
+                        Event::MessageUpdated {
+                            message: &m,
+                            pos: m.pos,
+                            reaction_change: None,
+                        }
+                        .frame()
+                    }
+                })
+                .collect();
+            Ok((frames, changes.pos))
+        })
+    })
 }

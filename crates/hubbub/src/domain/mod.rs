@@ -21,7 +21,9 @@ use dashmap::DashMap;
 
 pub use error::{Error, OrNotFound, Result};
 
+use crate::cluster::{Cluster, Inbound};
 use crate::config::Settings;
+use crate::hub::Remote;
 use crate::hub::Hub;
 use crate::model::{Room, User};
 use crate::store::{RoomKind, RoomRecord, Store, UserRecord};
@@ -31,6 +33,8 @@ pub struct Chat {
     pub store: Arc<dyn Store>,
     pub hub: Arc<Hub>,
     pub settings: Arc<Settings>,
+    /// Multi-node mode (Redis); None on a single node.
+    cluster: Option<Arc<Cluster>>,
     limits: limits::Limits,
     presence: presence::Presence,
     typing: presence::Typing,
@@ -47,8 +51,14 @@ pub struct ReadyData {
 }
 
 impl Chat {
-    pub fn new(store: Arc<dyn Store>, hub: Arc<Hub>, settings: Arc<Settings>) -> Arc<Chat> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        hub: Arc<Hub>,
+        settings: Arc<Settings>,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Arc<Chat> {
         Arc::new(Chat {
+            cluster,
             limits: limits::Limits::new(&settings),
             presence: presence::Presence::default(),
             typing: presence::Typing::default(),
@@ -96,6 +106,35 @@ impl Chat {
                 tick.tick().await;
                 let Some(chat) = chat.upgrade() else { break };
                 chat.limits.cleanup();
+            }
+        });
+    }
+
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.as_ref()
+    }
+
+    /// Applies what other nodes publish, until the bus closes.
+    pub fn spawn_cluster_inbound(self: &Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Inbound>) {
+        let chat = self.clone();
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                match msg {
+                    Inbound::Remote(Remote::Typing { room, user, active }) => {
+                        chat.apply_typing(&room, &user, active)
+                    }
+                    Inbound::Remote(Remote::Presence {
+                        user,
+                        status,
+                        last_seen,
+                    }) => chat.remote_presence(&user, &status, last_seen),
+                    Inbound::Remote(op) => chat.hub.apply_remote(op),
+                    Inbound::Connected => {
+                        chat.hub.resync();
+                        chat.resync_presence().await;
+                    }
+                    Inbound::Offline(users) => chat.reaped(users).await,
+                }
             }
         });
     }

@@ -26,6 +26,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(70);
 const MALFORMED_PER_MINUTE: usize = 20;
 /// Rate-limited frames tolerated per minute before the connection counts as flooding.
 const LIMITED_PER_MINUTE: usize = 300;
+/// How long a closing connection waits for the client's close frame.
+const LINGER: Duration = Duration::from_millis(1000);
 /// Events written per flush at most.
 const BATCH: usize = 128;
 
@@ -153,7 +155,14 @@ impl Conn {
                 }
             };
             if let Flow::Close(code, reason) = flow {
-                let _ = socket.send(close(code, reason)).await;
+                if socket.send(close(code, reason)).await.is_ok() {
+                    // Let the client answer the close so the TCP connection ends
+                    // cleanly and the close frame is not lost to a reset.
+                    let _ = tokio::time::timeout(LINGER, async {
+                        while let Some(Ok(_)) = socket.next().await {}
+                    })
+                    .await;
+                }
                 return (code, reason);
             }
         }
@@ -191,6 +200,15 @@ impl Conn {
     }
 
     async fn on_message(&mut self, socket: &mut WebSocket, msg: WsMessage) -> Flow {
+        let limit = self.chat.settings.max_frame_bytes;
+        let size = match &msg {
+            WsMessage::Text(t) => t.len(),
+            WsMessage::Binary(b) => b.len(),
+            _ => 0,
+        };
+        if size > limit {
+            return Flow::Close(1009, "frame too large");
+        }
         let text = match msg {
             WsMessage::Text(t) => t,
             WsMessage::Binary(_) => {

@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/api/{*rest}", axum::routing::any(api_not_found))
         .merge(crate::web::router())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CompressionLayer::new())
@@ -117,7 +118,10 @@ async fn ws(
         }
     };
     let session = state.chat.authenticate(&token).await?;
-    let max = state.chat.settings.max_frame_bytes;
+    // The transport reads frames up to 1 MiB so that the gateway can answer an
+    // oversized frame with a clean close 1009 (refusing it mid-read would leave the
+    // client's bytes unread and the close frame lost to a TCP reset).
+    let max = state.chat.settings.max_frame_bytes.max(1 << 20);
     let chat = state.chat.clone();
     Ok(upgrade
         .max_message_size(max)
@@ -142,13 +146,16 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    match state.chat.store.ping().await {
-        Ok(()) => "ready".into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "database not reachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response()
+    if let Err(e) = state.chat.store.ping().await {
+        tracing::warn!(error = %e, "database not reachable");
+        return (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response();
+    }
+    if let Some(cluster) = state.chat.cluster() {
+        if !cluster.is_connected() || cluster.ping().await.is_err() {
+            return (StatusCode::SERVICE_UNAVAILABLE, "redis not reachable").into_response();
         }
     }
+    "ready".into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

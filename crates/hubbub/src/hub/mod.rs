@@ -17,6 +17,8 @@ use dashmap::DashMap;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+pub mod sequencer;
+
 pub type ConnId = u64;
 
 /// One serialized event. `room` and `pos` let a connection drop events its resume
@@ -24,8 +26,26 @@ pub type ConnId = u64;
 #[derive(Clone, Debug)]
 pub struct Frame {
     pub room: Option<Arc<str>>,
+    /// The room's stream position of a message change (0 for other events).
     pub pos: i64,
+    /// The message's `seq` for `message` events (0 otherwise).
+    pub seq: i64,
     pub text: Utf8Bytes,
+}
+
+/// What crosses the cluster bus: every hub operation that other nodes must repeat
+/// for their own connections. Applied remotely with `Hub::apply_remote`.
+#[derive(Clone, Debug)]
+pub enum Remote {
+    Room { room: Arc<str>, frame: Frame },
+    Rooms { rooms: Vec<Arc<str>>, frame: Frame },
+    User { user: Arc<str>, frame: Frame },
+    Subscribe { user: Arc<str>, room: Arc<str> },
+    Unsubscribe { user: Arc<str>, room: Arc<str> },
+    DropRoom { room: Arc<str> },
+    CloseSession { session: Arc<str> },
+    Typing { room: Arc<str>, user: Arc<str>, active: bool },
+    Presence { user: Arc<str>, status: Arc<str>, last_seen: Option<i64> },
 }
 
 /// Tells one connection to close, with a WebSocket close code and reason.
@@ -68,6 +88,10 @@ pub struct Hub {
     users: DashMap<Arc<str>, Vec<ConnId>>,
     rooms: DashMap<Arc<str>, Vec<Sub>>,
     shutdown: CancellationToken,
+    /// Set in cluster mode: operations to repeat on the other nodes.
+    bus: OnceLock<mpsc::UnboundedSender<Remote>>,
+    /// Set in cluster mode: puts room changes from all nodes back into `pos` order.
+    sequencer: OnceLock<sequencer::Sequencer>,
 }
 
 /// A registered connection. Dropping it unregisters the connection everywhere.
@@ -93,7 +117,66 @@ impl Hub {
             users: DashMap::new(),
             rooms: DashMap::new(),
             shutdown: CancellationToken::new(),
+            bus: OnceLock::new(),
+            sequencer: OnceLock::new(),
         })
+    }
+
+    /// Cluster mode: every operation is also sent to `bus` for the other nodes, and
+    /// room changes are delivered through a sequencer that fills gaps with `fill`.
+    pub fn attach_bus(self: &Arc<Self>, bus: mpsc::UnboundedSender<Remote>, fill: sequencer::Fill) {
+        let _ = self.bus.set(bus);
+        if self.sequencer.set(sequencer::Sequencer::new(fill)).is_ok() {
+            sequencer::spawn_gap_timer(self);
+        }
+    }
+
+    /// Sends an operation to the other nodes only (cluster mode; no-op otherwise).
+    pub fn send_remote(&self, op: Remote) {
+        self.to_bus(|| op);
+    }
+
+    /// Cluster mode: re-reads every room from the store (the bus reconnected).
+    pub fn resync(&self) {
+        if let Some(seq) = self.sequencer.get() {
+            seq.resync_all();
+        }
+    }
+
+    fn to_bus(&self, op: impl FnOnce() -> Remote) {
+        if let Some(bus) = self.bus.get() {
+            // The receiver lives as long as the process; a send error means shutdown.
+            let _ = bus.send(op());
+        }
+    }
+
+    /// Repeats an operation that another node performed, for this node's connections.
+    pub fn apply_remote(self: &Arc<Self>, op: Remote) {
+        match op {
+            Remote::Room { room, frame } => self.deliver_room(&room, frame),
+            Remote::Rooms { rooms, frame } => {
+                self.deliver_rooms_once(rooms.iter().map(|r| &**r), &frame)
+            }
+            Remote::User { user, frame } => self.deliver_user(&user, &frame),
+            Remote::Subscribe { user, room } => self.subscribe_user_local(&user, &room),
+            Remote::Unsubscribe { user, room } => self.unsubscribe_user_local(&user, &room),
+            Remote::DropRoom { room } => {
+                self.rooms.remove(&*room);
+            }
+            Remote::CloseSession { session } => self.close_session_local(&session),
+            // Typing and presence are domain state; the domain applies them.
+            Remote::Typing { .. } | Remote::Presence { .. } => {}
+        }
+    }
+
+    /// Rooms that have subscribers on this node.
+    pub fn local_rooms(&self) -> Vec<Arc<str>> {
+        self.rooms.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// Users with at least one connection on this node, with their connection count.
+    pub fn local_users(&self) -> Vec<(Arc<str>, usize)> {
+        self.users.iter().map(|e| (e.key().clone(), e.value().len())).collect()
     }
 
     /// Fires when the server shuts down; connections close with 1001.
@@ -169,6 +252,14 @@ impl Hub {
 
     /// Subscribes every connection of a user to a room (they just joined it).
     pub fn subscribe_user(&self, user: &str, room: &str) {
+        self.subscribe_user_local(user, room);
+        self.to_bus(|| Remote::Subscribe {
+            user: Arc::from(user),
+            room: Arc::from(room),
+        });
+    }
+
+    fn subscribe_user_local(&self, user: &str, room: &str) {
         let conns: Vec<ConnId> = self.users.get(user).map(|l| l.clone()).unwrap_or_default();
         for c in conns {
             self.subscribe(c, room);
@@ -177,6 +268,14 @@ impl Hub {
 
     /// Removes every connection of a user from a room (they left it).
     pub fn unsubscribe_user(&self, user: &str, room: &str) {
+        self.unsubscribe_user_local(user, room);
+        self.to_bus(|| Remote::Unsubscribe {
+            user: Arc::from(user),
+            room: Arc::from(room),
+        });
+    }
+
+    fn unsubscribe_user_local(&self, user: &str, room: &str) {
         if let Some(mut subs) = self.rooms.get_mut(room) {
             subs.retain(|s| &*s.user != user);
         }
@@ -186,6 +285,7 @@ impl Hub {
     /// Forgets a room (it was deleted).
     pub fn drop_room(&self, room: &str) {
         self.rooms.remove(room);
+        self.to_bus(|| Remote::DropRoom { room: Arc::from(room) });
     }
 
     fn deliver(sub: &Sub, frame: Frame) {
@@ -200,9 +300,30 @@ impl Hub {
         }
     }
 
-    /// Sends a frame to every connection subscribed to a room.
-    pub fn publish_room(&self, room: &str, frame: &Frame) {
+    /// Sends a frame to every connection subscribed to a room, on every node.
+    pub fn publish_room(self: &Arc<Self>, room: &str, frame: &Frame) {
         tracing::debug!(room, event = %frame.text.as_str().get(..40).unwrap_or(""), "publish");
+        self.to_bus(|| Remote::Room {
+            room: Arc::from(room),
+            frame: frame.clone(),
+        });
+        self.deliver_room(room, frame.clone());
+    }
+
+    /// Local delivery of a room frame: in cluster mode room changes go through the
+    /// sequencer, which hands them back in `pos` order.
+    fn deliver_room(self: &Arc<Self>, room: &str, frame: Frame) {
+        match self.sequencer.get() {
+            Some(seq) if frame.pos > 0 => {
+                for f in seq.offer(room, frame) {
+                    self.deliver_room_now(room, &f);
+                }
+            }
+            _ => self.deliver_room_now(room, &frame),
+        }
+    }
+
+    pub(crate) fn deliver_room_now(&self, room: &str, frame: &Frame) {
         if let Some(subs) = self.rooms.get(room) {
             metrics::counter!("hubbub_deliveries_total").increment(subs.len() as u64);
             for s in subs.iter() {
@@ -211,9 +332,10 @@ impl Hub {
         }
     }
 
-    /// Sends to every subscriber of a room the frame `pick` chooses for its user
-    /// (None: nothing). For events that differ per receiver, such as typing.
-    pub fn publish_room_by_user(&self, room: &str, pick: impl Fn(&str) -> Option<Frame>) {
+    /// Sends to every local subscriber of a room the frame `pick` chooses for its
+    /// user (None: nothing). For events that differ per receiver, such as typing,
+    /// which every node computes for its own connections.
+    pub fn deliver_room_by_user(&self, room: &str, pick: impl Fn(&str) -> Option<Frame>) {
         if let Some(subs) = self.rooms.get(room) {
             for s in subs.iter() {
                 if let Some(f) = pick(&s.user) {
@@ -223,8 +345,18 @@ impl Hub {
         }
     }
 
-    /// Sends a frame once to every connection subscribed to any of `rooms`.
+    /// Sends a frame once to every connection subscribed to any of `rooms`, on every
+    /// node.
     pub fn publish_rooms_once<'a>(&self, rooms: impl IntoIterator<Item = &'a str>, frame: &Frame) {
+        let rooms: Vec<&str> = rooms.into_iter().collect();
+        self.to_bus(|| Remote::Rooms {
+            rooms: rooms.iter().map(|r| Arc::from(*r)).collect(),
+            frame: frame.clone(),
+        });
+        self.deliver_rooms_once(rooms, frame);
+    }
+
+    fn deliver_rooms_once<'a>(&self, rooms: impl IntoIterator<Item = &'a str>, frame: &Frame) {
         let mut seen = HashSet::new();
         for room in rooms {
             if let Some(subs) = self.rooms.get(room) {
@@ -237,8 +369,16 @@ impl Hub {
         }
     }
 
-    /// Sends a frame to every connection of a user.
+    /// Sends a frame to every connection of a user, on every node.
     pub fn publish_user(&self, user: &str, frame: &Frame) {
+        self.to_bus(|| Remote::User {
+            user: Arc::from(user),
+            frame: frame.clone(),
+        });
+        self.deliver_user(user, frame);
+    }
+
+    fn deliver_user(&self, user: &str, frame: &Frame) {
         let conns: Vec<ConnId> = self.users.get(user).map(|l| l.clone()).unwrap_or_default();
         for c in conns {
             if let Some(e) = self.conns.get(&c) {
@@ -247,8 +387,16 @@ impl Hub {
         }
     }
 
-    /// Closes every connection opened with a session (the session ended).
+    /// Closes every connection opened with a session (the session ended), on every
+    /// node.
     pub fn close_session(&self, session: &str) {
+        self.close_session_local(session);
+        self.to_bus(|| Remote::CloseSession {
+            session: Arc::from(session),
+        });
+    }
+
+    fn close_session_local(&self, session: &str) {
         for e in self.conns.iter() {
             if &*e.session == session {
                 e.sub.kill.fire(1008, "session ended");
@@ -265,6 +413,7 @@ mod tests {
         Frame {
             room: None,
             pos: 0,
+            seq: 0,
             text: Utf8Bytes::from(s.to_string()),
         }
     }

@@ -1,0 +1,222 @@
+//! Cluster mode only: puts a room's changes back into `pos` order at each node.
+//!
+//! Every durable change of a room takes the room's next `pos` and publishes exactly
+//! one event, so a node can tell a gap from a late arrival. Events from other nodes
+//! travel through Redis and may arrive out of order (two nodes publishing at once) or
+//! not at all (Redis restarting). The sequencer delivers a room's events in `pos`
+//! order; when a gap stays open longer than `GAP_WAIT`, or after the bus reconnects,
+//! it reads what is missing from the store (`Fill`) and delivers that instead.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::{Frame, Hub};
+
+/// How long a gap may stay open before the store fills it.
+pub const GAP_WAIT: Duration = Duration::from_millis(400);
+
+/// Reads the changes of `room` after `after_pos` from the store as frames; the last
+/// `seq` delivered tells new messages from updated ones. Returns the frames and the
+/// room's `pos` as of the read.
+pub type Fill = Arc<
+    dyn Fn(String, i64, i64) -> Pin<Box<dyn Future<Output = anyhow::Result<(Vec<Frame>, i64)>> + Send>>
+        + Send
+        + Sync,
+>;
+
+struct RoomSeq {
+    /// The next `pos` to deliver.
+    next: i64,
+    last_seq: i64,
+    held: BTreeMap<i64, Frame>,
+    /// When the current gap opened (or a resync was asked for).
+    since: Option<Instant>,
+    filling: bool,
+}
+
+pub struct Sequencer {
+    rooms: Mutex<HashMap<Arc<str>, RoomSeq>>,
+    fill: Fill,
+}
+
+impl Sequencer {
+    pub fn new(fill: Fill) -> Sequencer {
+        Sequencer {
+            rooms: Mutex::new(HashMap::new()),
+            fill,
+        }
+    }
+
+    /// Takes one change; returns what may be delivered now, in order.
+    pub fn offer(&self, room: &str, f: Frame) -> Vec<Frame> {
+        let mut rooms = self.rooms.lock();
+        let st = rooms.entry(Arc::from(room)).or_insert_with(|| RoomSeq {
+            next: f.pos,
+            last_seq: 0,
+            held: BTreeMap::new(),
+            since: None,
+            filling: false,
+        });
+        if f.pos < st.next {
+            // Delivered already, or covered by a fill from the store.
+            return Vec::new();
+        }
+        if f.pos > st.next || st.filling {
+            st.held.insert(f.pos, f);
+            st.since.get_or_insert_with(Instant::now);
+            return Vec::new();
+        }
+        let mut out = vec![f];
+        st.next += 1;
+        drain(st, &mut out);
+        out
+    }
+
+    /// Asks for every known room to be re-read from the store (the bus reconnected,
+    /// so anything may have been missed).
+    pub fn resync_all(&self) {
+        let past = Instant::now().checked_sub(GAP_WAIT * 2).unwrap_or_else(Instant::now);
+        for st in self.rooms.lock().values_mut() {
+            st.since = Some(past);
+        }
+    }
+
+    /// Rooms whose gap has waited long enough: (room, pos delivered so far, last seq).
+    fn due(&self) -> Vec<(Arc<str>, i64, i64)> {
+        let mut out = Vec::new();
+        for (room, st) in self.rooms.lock().iter_mut() {
+            if !st.filling && st.since.is_some_and(|t| t.elapsed() >= GAP_WAIT) {
+                st.filling = true;
+                out.push((room.clone(), st.next - 1, st.last_seq));
+            }
+        }
+        out
+    }
+
+    /// Merges what the store said with what is held; returns what to deliver.
+    fn filled(&self, room: &str, frames: Vec<Frame>, pos: i64) -> Vec<Frame> {
+        let mut rooms = self.rooms.lock();
+        let Some(st) = rooms.get_mut(room) else { return Vec::new() };
+        st.filling = false;
+        let mut out: Vec<Frame> = frames.into_iter().filter(|f| f.pos >= st.next).collect();
+        for f in &out {
+            st.last_seq = st.last_seq.max(f.seq);
+        }
+        st.next = st.next.max(pos + 1);
+        let next = st.next;
+        st.held.retain(|p, _| *p >= next);
+        st.since = None;
+        drain(st, &mut out);
+        out
+    }
+
+    fn fill_failed(&self, room: &str) {
+        if let Some(st) = self.rooms.lock().get_mut(room) {
+            st.filling = false;
+            st.since = Some(Instant::now());
+        }
+    }
+}
+
+/// Moves held frames that are now contiguous to `out`.
+fn drain(st: &mut RoomSeq, out: &mut Vec<Frame>) {
+    while let Some(f) = st.held.remove(&st.next) {
+        out.push(f);
+        st.next += 1;
+    }
+    for f in out.iter() {
+        st.last_seq = st.last_seq.max(f.seq);
+    }
+    st.since = if st.held.is_empty() { None } else { Some(Instant::now()) };
+}
+
+/// Checks for overdue gaps ten times a second and fills them from the store.
+pub fn spawn_gap_timer(hub: &Arc<Hub>) {
+    let weak: Weak<Hub> = Arc::downgrade(hub);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tick.tick().await;
+            let Some(hub) = weak.upgrade() else { break };
+            let Some(seq) = hub.sequencer.get() else { break };
+            for (room, after, last_seq) in seq.due() {
+                let fill = seq.fill.clone();
+                let hub = hub.clone();
+                tokio::spawn(async move {
+                    let Some(seq) = hub.sequencer.get() else { return };
+                    match fill(room.to_string(), after, last_seq).await {
+                        Ok((frames, pos)) => {
+                            let n = frames.len();
+                            for f in seq.filled(&room, frames, pos) {
+                                hub.deliver_room_now(&room, &f);
+                            }
+                            if n > 0 {
+                                metrics::counter!("hubbub_gap_fills_total").increment(1);
+                                tracing::info!(room = %room, after, filled = n, "filled a gap from the store");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(room = %room, error = %e, "gap fill failed; will retry");
+                            seq.fill_failed(&room);
+                        }
+                    }
+                });
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::extract::ws::Utf8Bytes;
+
+    fn f(pos: i64) -> Frame {
+        Frame {
+            room: Some(Arc::from("r")),
+            pos,
+            seq: pos,
+            text: Utf8Bytes::from(pos.to_string()),
+        }
+    }
+
+    fn seq() -> Sequencer {
+        Sequencer::new(Arc::new(|_, _, _| Box::pin(async { Ok((Vec::new(), 0)) })))
+    }
+
+    fn poses(v: Vec<Frame>) -> Vec<i64> {
+        v.iter().map(|f| f.pos).collect()
+    }
+
+    #[test]
+    fn reorders_and_drops_duplicates() {
+        let s = seq();
+        assert_eq!(poses(s.offer("r", f(5))), [5]);
+        assert!(s.offer("r", f(7)).is_empty());
+        assert_eq!(poses(s.offer("r", f(6))), [6, 7]);
+        assert!(s.offer("r", f(6)).is_empty(), "duplicate");
+        assert_eq!(poses(s.offer("r", f(8))), [8]);
+    }
+
+    #[test]
+    fn a_fill_covers_the_gap_and_releases_held_frames() {
+        let s = seq();
+        s.offer("r", f(1));
+        assert!(s.offer("r", f(4)).is_empty());
+        assert!(s.offer("r", f(5)).is_empty());
+        s.resync_all();
+        let due = s.due();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].1, 1);
+        // The store knew up to pos 4: frames 2..=4, then held 5 follows.
+        let out = s.filled("r", vec![f(2), f(3), f(4)], 4);
+        assert_eq!(poses(out), [2, 3, 4, 5]);
+        assert!(s.offer("r", f(4)).is_empty());
+        assert_eq!(poses(s.offer("r", f(6))), [6]);
+    }
+}
