@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cluster;
+pub mod bench;
 pub mod config;
 pub mod domain;
 pub mod gateway;

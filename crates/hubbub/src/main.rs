@@ -26,6 +26,9 @@ enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Load-test a server over the gateway (fanout, posts, idle) or run the lean
+    /// yardstick server.
+    Bench(hubbub::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -136,6 +139,7 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Some(Command::Serve(s)) => serve(*s).await,
         Some(Command::Admin { settings, action }) => admin(*settings, action).await,
+        Some(Command::Bench(args)) => hubbub::bench::run(args).await,
         None => {
             // `hubbub` alone serves with defaults and environment.
             let s = Cli::parse_from(["hubbub", "serve"]);

@@ -28,6 +28,8 @@ pub enum Error {
     RoomNotOpen,
     #[error("this room is full")]
     RoomFull,
+    #[error("the database is unavailable; nothing was stored, try again")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -63,7 +65,7 @@ impl Error {
             Error::RoomClosed => "room_closed",
             Error::RoomNotOpen => "room_not_open",
             Error::RoomFull => "room_full",
-            Error::Internal(_) => "internal",
+            Error::Unavailable(_) | Error::Internal(_) => "internal",
         }
     }
 
@@ -82,6 +84,7 @@ impl From<StoreError> for Error {
             StoreError::NotFound => Error::NotFound("not found".into()),
             StoreError::Conflict(what) => Error::Conflict(what.into()),
             StoreError::RoomFull => Error::RoomFull,
+            StoreError::Unavailable(why) => Error::Unavailable(why),
             StoreError::Other(e) => Error::Internal(e),
         }
     }

@@ -228,8 +228,12 @@ impl Conn {
                 return Flow::Close(1008, "flooding");
             }
         }
-        if let Err(Error::Internal(e)) = &result {
-            tracing::error!(user = %self.session.user.id, error = ?e, "gateway op failed");
+        match &result {
+            Err(Error::Internal(e)) => {
+                tracing::error!(user = %self.session.user.id, error = ?e, "gateway op failed")
+            }
+            Err(Error::Unavailable(why)) => tracing::warn!(%why, "database unavailable"),
+            _ => {}
         }
         let Some(req) = incoming.req else {
             return Flow::Continue;

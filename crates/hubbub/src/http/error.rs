@@ -31,14 +31,16 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Unavailable(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Error::Internal(e) = &self.0 {
-            tracing::error!(error = ?e, "request failed");
+        match &self.0 {
+            Error::Internal(e) => tracing::error!(error = ?e, "request failed"),
+            Error::Unavailable(why) => tracing::warn!(%why, "database unavailable"),
+            _ => {}
         }
         let status = status_of(&self.0);
         let body = serde_json::json!({ "error": crate::wire::error_body(&self.0) });

@@ -8,6 +8,7 @@
 //! - `(author_id, client_id)` identifies at most one message;
 //! - `member_count` equals the number of member rows of the room.
 
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -20,6 +21,9 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("room is full")]
     RoomFull,
+    /// The database cannot be reached (connection refused, pool timed out).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
     Other(#[from] anyhow::Error),
 }
@@ -28,6 +32,11 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(e.to_string()),
             sqlx::Error::Database(ref d) if d.is_unique_violation() => {
                 StoreError::Conflict("already exists")
             }

@@ -1,0 +1,1024 @@
+//! The PostgreSQL store: for several nodes sharing one database.
+//!
+//! Same schema, same semantics as the SQLite store (the conformance suite in
+//! `tests/store` runs one set of tests on both); what differs is how races between
+//! concurrent writers — possibly on different nodes — are settled:
+//! - a room's `seq`/`pos` come from `UPDATE rooms … RETURNING`, which holds the room
+//!   row's lock until commit, so per room commit order is `pos` order;
+//! - `(author, client_id)` idempotency is settled by the unique index
+//!   (`ON CONFLICT … DO NOTHING` waits for a concurrent insert of the same pair and
+//!   then yields to it);
+//! - membership changes lock the room row first (`member_limit`, `member_count`);
+//! - the first account becoming admin, and avatar garbage collection, are serialized
+//!   by transaction-level advisory locks;
+//! - `changes_since` reads in one `REPEATABLE READ` snapshot.
+//!
+//! Locks are always taken room row first, then member/message rows, so writers never
+//! deadlock. Connection failures surface as `StoreError::Other`; the pool reconnects
+//! by itself once the database is back.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+
+use super::*;
+
+/// Advisory lock serializing account creation (the first account becomes admin).
+const LOCK_FIRST_ADMIN: i64 = 0x6875_6262_7562_0001;
+/// Advisory lock serializing avatar changes (shared images, orphan removal).
+const LOCK_AVATARS: i64 = 0x6875_6262_7562_0002;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+const USER_COLS: &str = "u.id AS u_id, u.kind AS u_kind, u.username AS u_username, \
+    u.display_name AS u_display_name, u.password_hash AS u_password_hash, u.bio AS u_bio, \
+    u.status_text AS u_status_text, u.avatar_hash AS u_avatar_hash, u.is_admin AS u_is_admin, \
+    u.created_at AS u_created_at, u.last_seen_at AS u_last_seen_at";
+
+const ROOM_COLS: &str = "r.id AS r_id, r.name AS r_name, r.topic AS r_topic, r.kind AS r_kind, \
+    r.password_hash AS r_password_hash, r.guests_allowed AS r_guests_allowed, \
+    r.starts_at AS r_starts_at, r.ends_at AS r_ends_at, r.member_limit AS r_member_limit, \
+    r.created_by AS r_created_by, r.created_at AS r_created_at, r.last_seq AS r_last_seq, \
+    r.last_pos AS r_last_pos, r.member_count AS r_member_count, r.is_default AS r_is_default";
+
+const MEMBER_COLS: &str = "mb.room_id AS mb_room_id, mb.user_id AS mb_user_id, \
+    mb.role AS mb_role, mb.joined_at AS mb_joined_at, mb.last_read_seq AS mb_last_read_seq, \
+    mb.notification_level AS mb_notification_level, mb.muted_until AS mb_muted_until";
+
+fn message_select() -> String {
+    format!(
+        "SELECT m.id, m.room_id, m.seq, m.pos, m.body, m.html, m.created_at, m.edited_at, \
+         m.deleted, m.pinned, m.reply_to, m.thread_root, m.reply_count, m.client_id, \
+         m.mentions::text AS mentions, {USER_COLS} FROM messages m \
+         JOIN users u ON u.id = m.author_id"
+    )
+}
+
+fn user_from(row: &PgRow) -> StoreResult<UserRecord> {
+    let kind: String = row.try_get("u_kind")?;
+    Ok(UserRecord {
+        id: row.try_get("u_id")?,
+        kind: UserKind::parse(&kind).context("bad user kind")?,
+        username: row.try_get("u_username")?,
+        display_name: row.try_get("u_display_name")?,
+        password_hash: row.try_get("u_password_hash")?,
+        bio: row.try_get("u_bio")?,
+        status_text: row.try_get("u_status_text")?,
+        avatar_hash: row.try_get("u_avatar_hash")?,
+        is_admin: row.try_get("u_is_admin")?,
+        created_at: row.try_get("u_created_at")?,
+        last_seen_at: row.try_get("u_last_seen_at")?,
+    })
+}
+
+fn room_from(row: &PgRow) -> StoreResult<RoomRecord> {
+    let kind: String = row.try_get("r_kind")?;
+    Ok(RoomRecord {
+        id: row.try_get("r_id")?,
+        name: row.try_get("r_name")?,
+        topic: row.try_get("r_topic")?,
+        kind: RoomKind::parse(&kind).context("bad room kind")?,
+        password_hash: row.try_get("r_password_hash")?,
+        guests_allowed: row.try_get("r_guests_allowed")?,
+        starts_at: row.try_get("r_starts_at")?,
+        ends_at: row.try_get("r_ends_at")?,
+        member_limit: row.try_get("r_member_limit")?,
+        created_by: row.try_get("r_created_by")?,
+        created_at: row.try_get("r_created_at")?,
+        last_seq: row.try_get("r_last_seq")?,
+        last_pos: row.try_get("r_last_pos")?,
+        member_count: row.try_get("r_member_count")?,
+        is_default: row.try_get("r_is_default")?,
+    })
+}
+
+fn member_from(row: &PgRow) -> StoreResult<MemberRecord> {
+    let role: String = row.try_get("mb_role")?;
+    Ok(MemberRecord {
+        room_id: row.try_get("mb_room_id")?,
+        user_id: row.try_get("mb_user_id")?,
+        role: Role::parse(&role).context("bad role")?,
+        joined_at: row.try_get("mb_joined_at")?,
+        last_read_seq: row.try_get("mb_last_read_seq")?,
+        notification_level: row.try_get("mb_notification_level")?,
+        muted_until: row.try_get("mb_muted_until")?,
+    })
+}
+
+fn message_from(row: &PgRow) -> StoreResult<MessageRecord> {
+    let mentions: String = row.try_get("mentions")?;
+    let mut author = user_from(row)?;
+    author.password_hash = None;
+    Ok(MessageRecord {
+        id: row.try_get("id")?,
+        room_id: row.try_get("room_id")?,
+        seq: row.try_get("seq")?,
+        pos: row.try_get("pos")?,
+        author,
+        body: row.try_get("body")?,
+        html: row.try_get("html")?,
+        created_at: row.try_get("created_at")?,
+        edited_at: row.try_get("edited_at")?,
+        deleted: row.try_get("deleted")?,
+        pinned: row.try_get("pinned")?,
+        reply_to: row.try_get("reply_to")?,
+        thread_root: row.try_get("thread_root")?,
+        reply_count: row.try_get("reply_count")?,
+        client_id: row.try_get("client_id")?,
+        mentions: serde_json::from_str(&mentions).context("bad mentions column")?,
+    })
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` and applies migrations.
+    ///
+    /// `max_connections` bounds the pool; `acquire_timeout` is how long a query waits
+    /// for a free connection (or for a new one while the database is unreachable)
+    /// before failing with `StoreError::Other`.
+    pub async fn open(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> anyhow::Result<PostgresStore> {
+        let masked = crate::config::mask_url(url);
+        let opts = PgConnectOptions::from_str(url)
+            .with_context(|| format!("invalid PostgreSQL URL {masked}"))?
+            .application_name("hubbub");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .min_connections(0)
+            .acquire_timeout(acquire_timeout)
+            // Connections broken by a database restart are noticed and replaced
+            // before a query runs on them.
+            .test_before_acquire(true)
+            .idle_timeout(Duration::from_secs(600))
+            .connect_with(opts)
+            .await
+            .with_context(|| format!("cannot connect to PostgreSQL database {masked}"))?;
+        // sqlx serializes concurrent migrators (several nodes starting at once) with an
+        // advisory lock of its own.
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .context("cannot migrate PostgreSQL database")?;
+        Ok(PostgresStore { pool })
+    }
+
+    async fn message_tx(
+        tx: &mut Transaction<'_, Postgres>,
+        id: &str,
+    ) -> StoreResult<MessageRecord> {
+        let row = sqlx::query(&format!("{} WHERE m.id = $1", message_select()))
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+        message_from(&row)
+    }
+
+    async fn user_tx(tx: &mut Transaction<'_, Postgres>, id: &str) -> StoreResult<UserRecord> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users u WHERE u.id = $1"))
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+        user_from(&row)
+    }
+
+    async fn room_tx(tx: &mut Transaction<'_, Postgres>, id: &str) -> StoreResult<RoomRecord> {
+        let row = sqlx::query(&format!("SELECT {ROOM_COLS} FROM rooms r WHERE r.id = $1"))
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?;
+        room_from(&row)
+    }
+
+    /// Takes the room's next `pos` (and, for a new message, its next `seq`). The
+    /// room row stays locked until the transaction ends, so concurrent writers to one
+    /// room — on any node — commit in `pos` order.
+    async fn bump_room(
+        tx: &mut Transaction<'_, Postgres>,
+        room_id: &str,
+        new_message: bool,
+    ) -> StoreResult<(i64, i64)> {
+        let inc = i64::from(new_message);
+        let row = sqlx::query(
+            "UPDATE rooms SET last_seq = last_seq + $1, last_pos = last_pos + 1 \
+             WHERE id = $2 RETURNING last_seq, last_pos",
+        )
+        .bind(inc)
+        .bind(room_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    /// Locks the room row (membership changes), returning (member_count, member_limit).
+    async fn lock_room(
+        tx: &mut Transaction<'_, Postgres>,
+        room_id: &str,
+    ) -> StoreResult<(i64, Option<i64>)> {
+        let row = sqlx::query("SELECT member_count, member_limit FROM rooms WHERE id = $1 FOR UPDATE")
+            .bind(room_id)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    async fn advisory_lock(tx: &mut Transaction<'_, Postgres>, key: i64) -> StoreResult<()> {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_user(
+        tx: &mut Transaction<'_, Postgres>,
+        u: &NewUser,
+        is_admin: bool,
+    ) -> StoreResult<UserRecord> {
+        let res = sqlx::query(
+            "INSERT INTO users (id, kind, username, name_key, display_name, password_hash, \
+             is_admin, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&u.id)
+        .bind(u.kind.as_str())
+        .bind(&u.username)
+        .bind(u.username.to_lowercase())
+        .bind(&u.display_name)
+        .bind(&u.password_hash)
+        .bind(is_admin)
+        .bind(u.created_at)
+        .execute(&mut **tx)
+        .await;
+        match res {
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                return Err(StoreError::Conflict("name is taken"));
+            }
+            other => other?,
+        };
+        Self::user_tx(tx, &u.id).await
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn create_account(&self, user: NewUser) -> StoreResult<UserRecord> {
+        let mut tx = self.pool.begin().await?;
+        // Two first sign-ups (on any nodes) must not both see zero accounts: the count
+        // runs after the lock, in a fresh READ COMMITTED snapshot that includes every
+        // account committed by an earlier holder of the lock.
+        Self::advisory_lock(&mut tx, LOCK_FIRST_ADMIN).await?;
+        let accounts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE kind = 'user'")
+            .fetch_one(&mut *tx)
+            .await?;
+        let first = accounts == 0 && user.kind == UserKind::User;
+        let rec = Self::insert_user(&mut tx, &user, first).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn create_guest(&self, user: NewUser, now: i64) -> StoreResult<UserRecord> {
+        let mut tx = self.pool.begin().await?;
+        // A guest whose sessions have all expired no longer holds its name.
+        sqlx::query(
+            "UPDATE users SET name_key = NULL WHERE name_key = $1 AND kind = 'guest' \
+             AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = users.id \
+             AND s.expires_at > $2)",
+        )
+        .bind(user.username.to_lowercase())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let rec = Self::insert_user(&mut tx, &user, false).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn user(&self, id: &str) -> StoreResult<UserRecord> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users u WHERE u.id = $1"))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        user_from(&row)
+    }
+
+    async fn user_by_name(&self, username: &str) -> StoreResult<UserRecord> {
+        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users u WHERE u.name_key = $1"))
+            .bind(username.to_lowercase())
+            .fetch_one(&self.pool)
+            .await?;
+        user_from(&row)
+    }
+
+    async fn search_users(&self, query: &str, limit: i64) -> StoreResult<Vec<UserRecord>> {
+        let pattern = format!(
+            "%{}%",
+            query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+        );
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users u WHERE u.name_key IS NOT NULL AND \
+             (u.name_key LIKE $1 ESCAPE '\\' OR lower(coalesce(u.display_name, '')) LIKE $1 \
+             ESCAPE '\\') ORDER BY u.name_key LIMIT $2"
+        ))
+        .bind(pattern)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn update_profile(&self, id: &str, patch: ProfilePatch) -> StoreResult<UserRecord> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(d) = patch.display_name {
+            sqlx::query("UPDATE users SET display_name = $1 WHERE id = $2")
+                .bind(d)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(b) = patch.bio {
+            sqlx::query("UPDATE users SET bio = $1 WHERE id = $2")
+                .bind(b)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(s) = patch.status_text {
+            sqlx::query("UPDATE users SET status_text = $1 WHERE id = $2")
+                .bind(s)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let rec = Self::user_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn set_password(&self, id: &str, password_hash: &str) -> StoreResult<()> {
+        let r = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_admin(&self, id: &str, is_admin: bool) -> StoreResult<()> {
+        let r = sqlx::query("UPDATE users SET is_admin = $1 WHERE id = $2")
+            .bind(is_admin)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn set_last_seen(&self, id: &str, at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_seen_at = $1 WHERE id = $2")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn set_avatar(
+        &self,
+        user_id: &str,
+        avatar: Option<(String, String, Vec<u8>)>,
+    ) -> StoreResult<UserRecord> {
+        let mut tx = self.pool.begin().await?;
+        // Without this, one user's orphan sweep could delete an image another user's
+        // concurrent (uncommitted) transaction has just pointed at.
+        Self::advisory_lock(&mut tx, LOCK_AVATARS).await?;
+        let hash = match avatar {
+            Some((hash, content_type, data)) => {
+                sqlx::query(
+                    "INSERT INTO avatars (hash, content_type, data) VALUES ($1, $2, $3) \
+                     ON CONFLICT (hash) DO NOTHING",
+                )
+                .bind(&hash)
+                .bind(content_type)
+                .bind(data)
+                .execute(&mut *tx)
+                .await?;
+                Some(hash)
+            }
+            None => None,
+        };
+        let r = sqlx::query("UPDATE users SET avatar_hash = $1 WHERE id = $2")
+            .bind(&hash)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        // Images nobody uses any more are dropped in the same transaction.
+        sqlx::query(
+            "DELETE FROM avatars WHERE hash NOT IN \
+             (SELECT avatar_hash FROM users WHERE avatar_hash IS NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await?;
+        let rec = Self::user_tx(&mut tx, user_id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn avatar(&self, hash: &str) -> StoreResult<(String, Vec<u8>)> {
+        let row = sqlx::query("SELECT content_type, data FROM avatars WHERE hash = $1")
+            .bind(hash)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    async fn release_guest_name(&self, user_id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET name_key = NULL WHERE id = $1 AND kind = 'guest'")
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, created_at, last_used_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(now)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &str, now: i64) -> StoreResult<SessionRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLS}, s.last_used_at, s.expires_at FROM sessions s \
+             JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2"
+        ))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(SessionRecord {
+            user: user_from(&row)?,
+            last_used_at: row.try_get("last_used_at")?,
+            expires_at: row.try_get("expires_at")?,
+        })
+    }
+
+    async fn touch_session(&self, token_hash: &str, now: i64, expires_at: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET last_used_at = $1, expires_at = $2 WHERE token_hash = $3")
+            .bind(now)
+            .bind(expires_at)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_room(&self, room: NewRoom, owner: Option<&str>) -> StoreResult<RoomRecord> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO rooms (id, name, topic, kind, password_hash, guests_allowed, starts_at, \
+             ends_at, member_limit, created_by, created_at, is_default, member_count) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        )
+        .bind(&room.id)
+        .bind(&room.name)
+        .bind(&room.topic)
+        .bind(room.kind.as_str())
+        .bind(&room.password_hash)
+        .bind(room.guests_allowed)
+        .bind(room.starts_at)
+        .bind(room.ends_at)
+        .bind(room.member_limit)
+        .bind(&room.created_by)
+        .bind(room.created_at)
+        .bind(room.is_default)
+        .bind(i64::from(owner.is_some()))
+        .execute(&mut *tx)
+        .await?;
+        if let Some(owner) = owner {
+            sqlx::query(
+                "INSERT INTO members (room_id, user_id, role, joined_at) \
+                 VALUES ($1, $2, 'owner', $3)",
+            )
+            .bind(&room.id)
+            .bind(owner)
+            .bind(room.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let rec = Self::room_tx(&mut tx, &room.id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn room(&self, id: &str) -> StoreResult<RoomRecord> {
+        let row = sqlx::query(&format!("SELECT {ROOM_COLS} FROM rooms r WHERE r.id = $1"))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        room_from(&row)
+    }
+
+    async fn default_room(&self) -> StoreResult<Option<RoomRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ROOM_COLS} FROM rooms r WHERE r.is_default LIMIT 1"
+        ))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(room_from).transpose()
+    }
+
+    async fn update_room(&self, id: &str, patch: RoomPatch) -> StoreResult<RoomRecord> {
+        let mut tx = self.pool.begin().await?;
+        // FOR UPDATE: two concurrent patches of different fields must not undo each other.
+        let cur = sqlx::query(&format!(
+            "SELECT {ROOM_COLS} FROM rooms r WHERE r.id = $1 FOR UPDATE"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let cur = room_from(&cur)?;
+        sqlx::query(
+            "UPDATE rooms SET name = $1, topic = $2, password_hash = $3, guests_allowed = $4, \
+             starts_at = $5, ends_at = $6, member_limit = $7 WHERE id = $8",
+        )
+        .bind(patch.name.unwrap_or(cur.name))
+        .bind(patch.topic.unwrap_or(cur.topic))
+        .bind(patch.password_hash.unwrap_or(cur.password_hash))
+        .bind(patch.guests_allowed.unwrap_or(cur.guests_allowed))
+        .bind(patch.starts_at.unwrap_or(cur.starts_at))
+        .bind(patch.ends_at.unwrap_or(cur.ends_at))
+        .bind(patch.member_limit.unwrap_or(cur.member_limit))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let rec = Self::room_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn delete_room(&self, id: &str) -> StoreResult<()> {
+        let r = sqlx::query("DELETE FROM rooms WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn public_rooms(&self) -> StoreResult<Vec<RoomRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ROOM_COLS} FROM rooms r WHERE r.kind = 'public' ORDER BY r.is_default DESC, \
+             r.member_count DESC, r.name LIMIT 500"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(room_from).collect()
+    }
+
+    async fn joined_rooms(&self, user_id: &str) -> StoreResult<Vec<JoinedRoom>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ROOM_COLS}, {MEMBER_COLS}, \
+             (SELECT COUNT(*) FROM messages m WHERE m.room_id = r.id \
+              AND m.seq > mb.last_read_seq AND m.author_id <> mb.user_id AND NOT m.deleted) \
+              AS unread \
+             FROM members mb JOIN rooms r ON r.id = mb.room_id WHERE mb.user_id = $1 \
+             ORDER BY r.is_default DESC, r.name"
+        ))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(JoinedRoom {
+                    room: room_from(row)?,
+                    member: member_from(row)?,
+                    unread_count: row.try_get("unread")?,
+                    mention_count: 0,
+                })
+            })
+            .collect()
+    }
+
+    async fn membership(&self, room_id: &str, user_id: &str) -> StoreResult<MemberRecord> {
+        let row = sqlx::query(&format!(
+            "SELECT {MEMBER_COLS} FROM members mb WHERE mb.room_id = $1 AND mb.user_id = $2"
+        ))
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?;
+        member_from(&row)
+    }
+
+    async fn add_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        role: Role,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // The room row's lock serializes every membership change of the room, so the
+        // count read here is the count this insert commits against.
+        let (count, limit) = Self::lock_room(&mut tx, room_id).await?;
+        let exists: Option<bool> =
+            sqlx::query_scalar("SELECT TRUE FROM members WHERE room_id = $1 AND user_id = $2")
+                .bind(room_id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_some() {
+            return Ok(false);
+        }
+        if limit.is_some_and(|l| count >= l) {
+            return Err(StoreError::RoomFull);
+        }
+        let r = sqlx::query(
+            "INSERT INTO members (room_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (room_id, user_id) DO NOTHING",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .bind(role.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE rooms SET member_count = member_count + 1 WHERE id = $1")
+            .bind(room_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn remove_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // Room row first, like every writer: no lock-order deadlock with add_member.
+        match Self::lock_room(&mut tx, room_id).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let r = sqlx::query("DELETE FROM members WHERE room_id = $1 AND user_id = $2")
+            .bind(room_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE rooms SET member_count = member_count - 1 WHERE id = $1")
+            .bind(room_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn members(
+        &self,
+        room_id: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<MemberEntry>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS}, {MEMBER_COLS} FROM members mb JOIN users u ON u.id = mb.user_id \
+             WHERE mb.room_id = $1 AND mb.user_id > $2 ORDER BY mb.user_id LIMIT $3"
+        ))
+        .bind(room_id)
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let mut user = user_from(row)?;
+                user.password_hash = None;
+                Ok(MemberEntry {
+                    user,
+                    member: member_from(row)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn neighbours(&self, user_id: &str, max_members: i64) -> StoreResult<Vec<UserRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users u WHERE u.id = $1 OR u.id IN \
+             (SELECT other.user_id FROM members me \
+              JOIN rooms r ON r.id = me.room_id AND (r.member_count <= $2 OR r.kind = 'dm') \
+              JOIN members other ON other.room_id = me.room_id WHERE me.user_id = $1)"
+        ))
+        .bind(user_id)
+        .bind(max_members)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let mut u = user_from(row)?;
+                u.password_hash = None;
+                Ok(u)
+            })
+            .collect()
+    }
+
+    async fn mark_read(&self, room_id: &str, user_id: &str, seq: i64) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "UPDATE members SET last_read_seq = GREATEST(last_read_seq, \
+             LEAST($1, (SELECT last_seq FROM rooms WHERE id = $2))) \
+             WHERE room_id = $2 AND user_id = $3 RETURNING last_read_seq",
+        )
+        .bind(seq)
+        .bind(room_id)
+        .bind(user_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn insert_message(&self, msg: NewMessage) -> StoreResult<Inserted> {
+        let mut tx = self.pool.begin().await?;
+        if let Some(cid) = &msg.client_id {
+            let existing: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM messages WHERE author_id = $1 AND client_id = $2",
+            )
+            .bind(&msg.author_id)
+            .bind(cid)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = existing {
+                let rec = Self::message_tx(&mut tx, &id).await?;
+                return Ok(Inserted::Existing(rec));
+            }
+        }
+        let (seq, pos) = Self::bump_room(&mut tx, &msg.room_id, true).await?;
+        // A concurrent insert of the same (author, client_id) — on this node or another —
+        // that got past the check above: the index makes this statement wait for it,
+        // and if it commits, insert nothing.
+        let inserted = sqlx::query(
+            "INSERT INTO messages (id, room_id, seq, pos, author_id, body, html, created_at, \
+             reply_to, thread_root, client_id, mentions) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb) \
+             ON CONFLICT (author_id, client_id) WHERE client_id IS NOT NULL DO NOTHING",
+        )
+        .bind(&msg.id)
+        .bind(&msg.room_id)
+        .bind(seq)
+        .bind(pos)
+        .bind(&msg.author_id)
+        .bind(&msg.body)
+        .bind(&msg.html)
+        .bind(msg.created_at)
+        .bind(&msg.reply_to)
+        .bind(&msg.thread_root)
+        .bind(&msg.client_id)
+        .bind(serde_json::to_string(&msg.mentions).context("mentions")?)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            // Give back the seq/pos taken above, then answer with the original.
+            tx.rollback().await?;
+            let row = sqlx::query(&format!(
+                "{} WHERE m.author_id = $1 AND m.client_id = $2",
+                message_select()
+            ))
+            .bind(&msg.author_id)
+            .bind(&msg.client_id)
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok(Inserted::Existing(message_from(&row)?));
+        }
+        // Posting reads the room up to one's own message.
+        sqlx::query("UPDATE members SET last_read_seq = $1 WHERE room_id = $2 AND user_id = $3")
+            .bind(seq)
+            .bind(&msg.room_id)
+            .bind(&msg.author_id)
+            .execute(&mut *tx)
+            .await?;
+        let thread_root = match &msg.thread_root {
+            Some(root) => {
+                let (_, root_pos) = Self::bump_room(&mut tx, &msg.room_id, false).await?;
+                sqlx::query(
+                    "UPDATE messages SET reply_count = reply_count + 1, pos = $1 WHERE id = $2",
+                )
+                .bind(root_pos)
+                .bind(root)
+                .execute(&mut *tx)
+                .await?;
+                Some(Self::message_tx(&mut tx, root).await?)
+            }
+            None => None,
+        };
+        let message = Self::message_tx(&mut tx, &msg.id).await?;
+        tx.commit().await?;
+        Ok(Inserted::Created {
+            message,
+            thread_root,
+        })
+    }
+
+    async fn message(&self, id: &str) -> StoreResult<MessageRecord> {
+        let row = sqlx::query(&format!("{} WHERE m.id = $1", message_select()))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        message_from(&row)
+    }
+
+    async fn edit_message(
+        &self,
+        id: &str,
+        body: &str,
+        html: &str,
+        mentions: &[String],
+        now: i64,
+    ) -> StoreResult<MessageRecord> {
+        let mut tx = self.pool.begin().await?;
+        let room_id: String =
+            sqlx::query_scalar("SELECT room_id FROM messages WHERE id = $1 AND NOT deleted")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let (_, pos) = Self::bump_room(&mut tx, &room_id, false).await?;
+        // `NOT deleted` again: a delete may have committed while we waited for the room.
+        let r = sqlx::query(
+            "UPDATE messages SET body = $1, html = $2, mentions = $3::jsonb, edited_at = $4, \
+             pos = $5 WHERE id = $6 AND NOT deleted",
+        )
+        .bind(body)
+        .bind(html)
+        .bind(serde_json::to_string(mentions).context("mentions")?)
+        .bind(now)
+        .bind(pos)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let rec = Self::message_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn delete_message(&self, id: &str) -> StoreResult<MessageRecord> {
+        let mut tx = self.pool.begin().await?;
+        let room_id: String =
+            sqlx::query_scalar("SELECT room_id FROM messages WHERE id = $1 AND NOT deleted")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let (_, pos) = Self::bump_room(&mut tx, &room_id, false).await?;
+        let r = sqlx::query(
+            "UPDATE messages SET body = '', html = '', mentions = '[]', deleted = TRUE, \
+             pinned = FALSE, pos = $1 WHERE id = $2 AND NOT deleted",
+        )
+        .bind(pos)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        let rec = Self::message_tx(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn history(
+        &self,
+        room_id: &str,
+        cursor: HistoryCursor,
+        limit: i64,
+    ) -> StoreResult<HistoryPage> {
+        let select = message_select();
+        let (sql, bound, descending) = match cursor {
+            HistoryCursor::Latest => (
+                format!("{select} WHERE m.room_id = $1 ORDER BY m.seq DESC LIMIT $2"),
+                None,
+                true,
+            ),
+            HistoryCursor::Before(n) => (
+                format!(
+                    "{select} WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"
+                ),
+                Some(n),
+                true,
+            ),
+            HistoryCursor::After(n) => (
+                format!(
+                    "{select} WHERE m.room_id = $1 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"
+                ),
+                Some(n),
+                false,
+            ),
+        };
+        let mut q = sqlx::query(&sql).bind(room_id);
+        if let Some(n) = bound {
+            q = q.bind(n);
+        }
+        let rows = q.bind(limit + 1).fetch_all(&self.pool).await?;
+        let has_more = rows.len() as i64 > limit;
+        let mut messages = rows
+            .iter()
+            .take(limit as usize)
+            .map(message_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        if descending {
+            messages.reverse();
+        }
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    async fn changes_since(
+        &self,
+        room_id: &str,
+        after_pos: i64,
+        limit: i64,
+    ) -> StoreResult<Changes> {
+        // One snapshot for the room's pos and the rows: under READ COMMITTED each
+        // statement would see a newer one, and a change committed in between would be
+        // in the rows but beyond the returned pos (or the other way round).
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let pos: i64 = sqlx::query_scalar("SELECT last_pos FROM rooms WHERE id = $1")
+            .bind(room_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows = sqlx::query(&format!(
+            "{} WHERE m.room_id = $1 AND m.pos > $2 ORDER BY m.pos DESC LIMIT $3",
+            message_select()
+        ))
+        .bind(room_id)
+        .bind(after_pos)
+        .bind(limit + 1)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let truncated = rows.len() as i64 > limit;
+        let mut messages = rows
+            .iter()
+            .take(limit as usize)
+            .map(message_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        messages.reverse();
+        Ok(Changes {
+            messages,
+            truncated,
+            pos,
+        })
+    }
+}
