@@ -303,10 +303,10 @@ impl Cluster {
                     }
                     let mut stream = ps.into_on_message();
                     while let Some(msg) = stream.next().await {
-                        if let Some(op) = decode(&self.node, msg.get_payload_bytes()) {
-                            if tx.send(Inbound::Remote(op)).is_err() {
-                                return;
-                            }
+                        if let Some(op) = decode(&self.node, msg.get_payload_bytes())
+                            && tx.send(Inbound::Remote(op)).is_err()
+                        {
+                            return;
                         }
                     }
                     self.connected.store(false, Ordering::Relaxed);

@@ -131,5 +131,5 @@ impl Limits {
 
 /// Retry hint for clients, rounded up to whole seconds for `Retry-After`.
 pub fn retry_after_secs(ms: u64) -> u64 {
-    Duration::from_millis(ms).as_secs() + u64::from(ms % 1000 != 0)
+    Duration::from_millis(ms).as_secs() + u64::from(!ms.is_multiple_of(1000))
 }

@@ -82,10 +82,10 @@ impl Chat {
             e.generation += 1;
             (e.conns == 1, e.conns)
         };
-        if let (Some(cluster), true) = (self.cluster(), first_here) {
-            if let Err(e) = cluster.hold(&user.id, count).await {
-                tracing::warn!(user = %user.id, error = %e, "cannot record presence in Redis");
-            }
+        if let (Some(cluster), true) = (self.cluster(), first_here)
+            && let Err(e) = cluster.hold(&user.id, count).await
+        {
+            tracing::warn!(user = %user.id, error = %e, "cannot record presence in Redis");
         }
         if !self.presence.is_online(&user.id) {
             self.announce(&user.id, "online", None).await;

@@ -71,10 +71,10 @@ fn member_limit(n: i64) -> Result<i64> {
 }
 
 fn check_window(starts_at: Option<i64>, ends_at: Option<i64>) -> Result<()> {
-    if let (Some(s), Some(e)) = (starts_at, ends_at) {
-        if e <= s {
-            return Err(Error::invalid("ends_at", "ends_at must be after starts_at"));
-        }
+    if let (Some(s), Some(e)) = (starts_at, ends_at)
+        && e <= s
+    {
+        return Err(Error::invalid("ends_at", "ends_at must be after starts_at"));
     }
     Ok(())
 }
@@ -212,7 +212,7 @@ impl Chat {
 
     pub async fn room(&self, user: &UserRecord, room_id: &str) -> Result<Room> {
         let (room, member) = self.visible_room(user, room_id).await?;
-        Ok(self.room_view(&room, member.as_ref()).await?)
+        self.room_view(&room, member.as_ref()).await
     }
 
     async fn room_view(&self, room: &RoomRecord, member: Option<&MemberRecord>) -> Result<Room> {
@@ -236,7 +236,7 @@ impl Chat {
     pub async fn update_room(&self, user: &UserRecord, room_id: &str, req: UpdateRoom) -> Result<Room> {
         let (room, member) = self.visible_room(user, room_id).await?;
         let role = Self::effective_role(user, member.as_ref());
-        if !role.is_some_and(|r| r.rank() >= Role::Admin.rank()) {
+        if role.is_none_or(|r| r.rank() < Role::Admin.rank()) {
             return Err(Error::forbidden("only room admins can change the room"));
         }
         let mut patch = RoomPatch {
@@ -268,7 +268,7 @@ impl Chat {
         let updated = self.store.update_room(room_id, patch).await?;
         let view = Room::from_record(&updated);
         self.hub.publish_room(room_id, &Event::RoomUpdated { room: &view }.frame());
-        Ok(self.room_view(&updated, member.as_ref()).await?)
+        self.room_view(&updated, member.as_ref()).await
     }
 
     pub async fn delete_room(&self, user: &UserRecord, room_id: &str) -> Result<()> {

@@ -223,10 +223,10 @@ impl Conn {
             Err(why) => return self.malformed(socket, incoming.req, &why).await,
         };
         let result = self.dispatch(frame).await;
-        if let Err(Error::RateLimited { .. }) = &result {
-            if within_minute(&mut self.limited, Instant::now()) > LIMITED_PER_MINUTE {
-                return Flow::Close(1008, "flooding");
-            }
+        if let Err(Error::RateLimited { .. }) = &result
+            && within_minute(&mut self.limited, Instant::now()) > LIMITED_PER_MINUTE
+        {
+            return Flow::Close(1008, "flooding");
         }
         match &result {
             Err(Error::Internal(e)) => {

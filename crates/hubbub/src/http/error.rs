@@ -45,10 +45,10 @@ impl IntoResponse for ApiError {
         let status = status_of(&self.0);
         let body = serde_json::json!({ "error": crate::wire::error_body(&self.0) });
         let mut resp = (status, axum::Json(body)).into_response();
-        if let Error::RateLimited { retry_after_ms } = self.0 {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs(retry_after_ms).to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let Error::RateLimited { retry_after_ms } = self.0
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs(retry_after_ms).to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
         resp
     }

@@ -150,10 +150,10 @@ async fn readyz(State(state): State<AppState>) -> Response {
         tracing::warn!(error = %e, "database not reachable");
         return (StatusCode::SERVICE_UNAVAILABLE, "database not reachable").into_response();
     }
-    if let Some(cluster) = state.chat.cluster() {
-        if !cluster.is_connected() || cluster.ping().await.is_err() {
-            return (StatusCode::SERVICE_UNAVAILABLE, "redis not reachable").into_response();
-        }
+    if let Some(cluster) = state.chat.cluster()
+        && (!cluster.is_connected() || cluster.ping().await.is_err())
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, "redis not reachable").into_response();
     }
     "ready".into_response()
 }

@@ -224,6 +224,8 @@ pub struct NewMessage {
     pub mentions: Vec<String>,
 }
 
+// Short-lived and returned by value once per send: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Inserted {
     /// A new message was stored; `thread_root` is the root whose `reply_count` changed.
