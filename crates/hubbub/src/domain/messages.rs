@@ -63,6 +63,7 @@ impl Chat {
             thread_root,
             client_id,
             mentions: Vec::new(),
+            attachment_ids: Vec::new(),
         };
         let lock = self.order_lock(&room.id);
         let _order = lock.lock().await;

@@ -134,6 +134,8 @@ pub struct RoomRecord {
     pub last_pos: i64,
     pub member_count: i64,
     pub is_default: bool,
+    /// DMs: the sorted participant ids, unique per participant set.
+    pub dm_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -208,7 +210,47 @@ pub struct MessageRecord {
     pub reply_count: i64,
     pub client_id: Option<String>,
     pub mentions: Vec<String>,
+    /// Reactions in the order they were first given.
+    pub reactions: Vec<ReactionRecord>,
+    pub attachments: Vec<AttachmentRecord>,
 }
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReactionRecord {
+    pub emoji: String,
+    /// Who reacted, in the order they did.
+    pub user_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttachmentRecord {
+    pub id: String,
+    pub uploader_id: String,
+    /// None until a message uses it.
+    pub message_id: Option<String>,
+    pub name: String,
+    pub content_type: String,
+    pub size: i64,
+    /// Content address of the file under the data dir.
+    pub sha256: String,
+    pub width: Option<i64>,
+    pub height: Option<i64>,
+    /// Content address of the thumbnail (images only).
+    pub thumb_sha256: Option<String>,
+    pub created_at: i64,
+}
+
+/// A search hit: the message and a plain-text snippet in which matches are wrapped in
+/// `SNIPPET_START` … `SNIPPET_END` (private-use characters; the domain escapes the
+/// text and turns them into `<mark>`).
+#[derive(Debug, Clone)]
+pub struct SearchHit {
+    pub message: MessageRecord,
+    pub snippet: String,
+}
+
+pub const SNIPPET_START: char = '\u{E000}';
+pub const SNIPPET_END: char = '\u{E001}';
 
 #[derive(Debug, Clone)]
 pub struct NewMessage {
@@ -221,7 +263,10 @@ pub struct NewMessage {
     pub reply_to: Option<String>,
     pub thread_root: Option<String>,
     pub client_id: Option<String>,
+    /// Mentioned user ids (they get `mention_count`).
     pub mentions: Vec<String>,
+    /// Unsent uploads of the author that this message takes (all or none).
+    pub attachment_ids: Vec<String>,
 }
 
 // Short-lived and returned by value once per send: boxing would only add an allocation.
@@ -356,4 +401,58 @@ pub trait Store: Send + Sync + 'static {
     /// `limit` (the newest ones when there are more).
     async fn changes_since(&self, room_id: &str, after_pos: i64, limit: i64)
     -> StoreResult<Changes>;
+
+    // --- reactions, pins, threads, notifications (rich messaging) ---
+    /// Adds or removes one reaction; a change takes the room's next `pos`.
+    /// Ok(None): nothing changed (already there / not there).
+    async fn react(&self, message_id: &str, user_id: &str, emoji: &str, add: bool, now: i64)
+    -> StoreResult<Option<MessageRecord>>;
+    /// Pins or unpins; a change takes the room's next `pos`. Ok(None): unchanged.
+    async fn set_pinned(&self, message_id: &str, pinned: bool) -> StoreResult<Option<MessageRecord>>;
+    /// Pinned messages of a room, newest first.
+    async fn pins(&self, room_id: &str) -> StoreResult<Vec<MessageRecord>>;
+    /// Replies of a thread (not the root), ascending by `seq`, after `after_seq`.
+    async fn thread(&self, root_id: &str, after_seq: Option<i64>, limit: i64) -> StoreResult<HistoryPage>;
+    /// `all` | `mentions` | `none` for one member of a room.
+    async fn set_notification_level(&self, room_id: &str, user_id: &str, level: &str) -> StoreResult<()>;
+    /// Members of a room and their explicit notification level (None: the default).
+    /// Only the given users, or, when `users` is None, only those with a level set.
+    async fn notification_levels(&self, room_id: &str, users: Option<&[String]>)
+    -> StoreResult<Vec<(String, Option<String>)>>;
+
+    // --- DMs ---
+    async fn dm_by_key(&self, key: &str) -> StoreResult<Option<RoomRecord>>;
+    /// Creates a DM room with its members (role member). Conflict: the key exists.
+    async fn create_dm(&self, room: NewRoom, key: &str, members: &[String]) -> StoreResult<RoomRecord>;
+
+    // --- search ---
+    /// Full-text search over non-deleted messages of the rooms `user_id` is a member
+    /// of; every term must match (prefix match on the last one); best first.
+    async fn search(
+        &self,
+        user_id: &str,
+        terms: &[String],
+        room_id: Option<&str>,
+        author_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<SearchHit>>;
+
+    // --- attachments ---
+    async fn create_attachment(&self, a: AttachmentRecord) -> StoreResult<AttachmentRecord>;
+    async fn attachments(&self, ids: &[String]) -> StoreResult<Vec<AttachmentRecord>>;
+    /// Deletes unsent uploads created before `before`; returns what was deleted.
+    async fn delete_unsent_attachments(&self, before: i64) -> StoreResult<Vec<AttachmentRecord>>;
+    /// Whether any attachment (or thumbnail) still refers to this content address.
+    async fn blob_in_use(&self, sha256: &str) -> StoreResult<bool>;
+
+    // --- export / import (empty target database) ---
+    async fn all_users(&self) -> StoreResult<Vec<UserRecord>>;
+    async fn all_rooms(&self) -> StoreResult<Vec<RoomRecord>>;
+    async fn import_user(&self, user: &UserRecord) -> StoreResult<()>;
+    async fn import_avatar(&self, hash: &str, content_type: &str, data: &[u8]) -> StoreResult<()>;
+    /// Inserts a room exactly as given (counters included).
+    async fn import_room(&self, room: &RoomRecord) -> StoreResult<()>;
+    async fn import_member(&self, member: &MemberRecord) -> StoreResult<()>;
+    /// Inserts a message exactly as given, with its reactions, attachments and mentions.
+    async fn import_message(&self, message: &MessageRecord) -> StoreResult<()>;
 }

@@ -95,6 +95,7 @@ fn room_from(row: &PgRow) -> StoreResult<RoomRecord> {
         last_pos: row.try_get("r_last_pos")?,
         member_count: row.try_get("r_member_count")?,
         is_default: row.try_get("r_is_default")?,
+        dm_key: None,
     })
 }
 
@@ -132,6 +133,8 @@ fn message_from(row: &PgRow) -> StoreResult<MessageRecord> {
         reply_count: row.try_get("reply_count")?,
         client_id: row.try_get("client_id")?,
         mentions: serde_json::from_str(&mentions).context("bad mentions column")?,
+        reactions: Vec::new(),
+        attachments: Vec::new(),
     })
 }
 
@@ -222,10 +225,11 @@ impl PostgresStore {
         tx: &mut Transaction<'_, Postgres>,
         room_id: &str,
     ) -> StoreResult<(i64, Option<i64>)> {
-        let row = sqlx::query("SELECT member_count, member_limit FROM rooms WHERE id = $1 FOR UPDATE")
-            .bind(room_id)
-            .fetch_one(&mut **tx)
-            .await?;
+        let row =
+            sqlx::query("SELECT member_count, member_limit FROM rooms WHERE id = $1 FOR UPDATE")
+                .bind(room_id)
+                .fetch_one(&mut **tx)
+                .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
 
@@ -318,17 +322,23 @@ impl Store for PostgresStore {
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<UserRecord> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users u WHERE u.name_key = $1"))
-            .bind(username.to_lowercase())
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users u WHERE u.name_key = $1"
+        ))
+        .bind(username.to_lowercase())
+        .fetch_one(&self.pool)
+        .await?;
         user_from(&row)
     }
 
     async fn search_users(&self, query: &str, limit: i64) -> StoreResult<Vec<UserRecord>> {
         let pattern = format!(
             "%{}%",
-            query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+            query
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
         );
         let rows = sqlx::query(&format!(
             "SELECT {USER_COLS} FROM users u WHERE u.name_key IS NOT NULL AND \
@@ -957,9 +967,7 @@ impl Store for PostgresStore {
                 true,
             ),
             HistoryCursor::After(n) => (
-                format!(
-                    "{select} WHERE m.room_id = $1 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"
-                ),
+                format!("{select} WHERE m.room_id = $1 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3"),
                 Some(n),
                 false,
             ),
@@ -1021,4 +1029,30 @@ impl Store for PostgresStore {
             pos,
         })
     }
+
+    // Rich messaging and export/import are not built for PostgreSQL yet (in progress).
+    async fn react(&self, _: &str, _: &str, _: &str, _: bool, _: i64) -> StoreResult<Option<MessageRecord>> { Err(pending()) }
+    async fn set_pinned(&self, _: &str, _: bool) -> StoreResult<Option<MessageRecord>> { Err(pending()) }
+    async fn pins(&self, _: &str) -> StoreResult<Vec<MessageRecord>> { Err(pending()) }
+    async fn thread(&self, _: &str, _: Option<i64>, _: i64) -> StoreResult<HistoryPage> { Err(pending()) }
+    async fn set_notification_level(&self, _: &str, _: &str, _: &str) -> StoreResult<()> { Err(pending()) }
+    async fn notification_levels(&self, _: &str, _: Option<&[String]>) -> StoreResult<Vec<(String, Option<String>)>> { Err(pending()) }
+    async fn dm_by_key(&self, _: &str) -> StoreResult<Option<RoomRecord>> { Err(pending()) }
+    async fn create_dm(&self, _: NewRoom, _: &str, _: &[String]) -> StoreResult<RoomRecord> { Err(pending()) }
+    async fn search(&self, _: &str, _: &[String], _: Option<&str>, _: Option<&str>, _: i64) -> StoreResult<Vec<SearchHit>> { Err(pending()) }
+    async fn create_attachment(&self, _: AttachmentRecord) -> StoreResult<AttachmentRecord> { Err(pending()) }
+    async fn attachments(&self, _: &[String]) -> StoreResult<Vec<AttachmentRecord>> { Err(pending()) }
+    async fn delete_unsent_attachments(&self, _: i64) -> StoreResult<Vec<AttachmentRecord>> { Err(pending()) }
+    async fn blob_in_use(&self, _: &str) -> StoreResult<bool> { Err(pending()) }
+    async fn all_users(&self) -> StoreResult<Vec<UserRecord>> { Err(pending()) }
+    async fn all_rooms(&self) -> StoreResult<Vec<RoomRecord>> { Err(pending()) }
+    async fn import_user(&self, _: &UserRecord) -> StoreResult<()> { Err(pending()) }
+    async fn import_avatar(&self, _: &str, _: &str, _: &[u8]) -> StoreResult<()> { Err(pending()) }
+    async fn import_room(&self, _: &RoomRecord) -> StoreResult<()> { Err(pending()) }
+    async fn import_member(&self, _: &MemberRecord) -> StoreResult<()> { Err(pending()) }
+    async fn import_message(&self, _: &MessageRecord) -> StoreResult<()> { Err(pending()) }
+}
+
+fn pending() -> StoreError {
+    StoreError::Other(anyhow::anyhow!("not available on PostgreSQL yet"))
 }

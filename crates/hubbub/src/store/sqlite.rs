@@ -14,7 +14,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use super::*;
 
@@ -32,7 +32,8 @@ const ROOM_COLS: &str = "r.id AS r_id, r.name AS r_name, r.topic AS r_topic, r.k
     r.password_hash AS r_password_hash, r.guests_allowed AS r_guests_allowed, \
     r.starts_at AS r_starts_at, r.ends_at AS r_ends_at, r.member_limit AS r_member_limit, \
     r.created_by AS r_created_by, r.created_at AS r_created_at, r.last_seq AS r_last_seq, \
-    r.last_pos AS r_last_pos, r.member_count AS r_member_count, r.is_default AS r_is_default";
+    r.last_pos AS r_last_pos, r.member_count AS r_member_count, r.is_default AS r_is_default, \
+    r.dm_key AS r_dm_key";
 
 const MEMBER_COLS: &str = "mb.room_id AS mb_room_id, mb.user_id AS mb_user_id, \
     mb.role AS mb_role, mb.joined_at AS mb_joined_at, mb.last_read_seq AS mb_last_read_seq, \
@@ -81,6 +82,7 @@ fn room_from(row: &SqliteRow) -> StoreResult<RoomRecord> {
         last_pos: row.try_get("r_last_pos")?,
         member_count: row.try_get("r_member_count")?,
         is_default: row.try_get("r_is_default")?,
+        dm_key: row.try_get("r_dm_key")?,
     })
 }
 
@@ -118,7 +120,86 @@ fn message_from(row: &SqliteRow) -> StoreResult<MessageRecord> {
         reply_count: row.try_get("reply_count")?,
         client_id: row.try_get("client_id")?,
         mentions: serde_json::from_str(&mentions).context("bad mentions column")?,
+        reactions: Vec::new(),
+        attachments: Vec::new(),
     })
+}
+
+const ATTACHMENT_COLS: &str = "id, uploader_id, message_id, name, content_type, size, sha256, \
+    width, height, thumb_sha256, created_at";
+
+fn attachment_from(row: &SqliteRow) -> StoreResult<AttachmentRecord> {
+    Ok(AttachmentRecord {
+        id: row.try_get("id")?,
+        uploader_id: row.try_get("uploader_id")?,
+        message_id: row.try_get("message_id")?,
+        name: row.try_get("name")?,
+        content_type: row.try_get("content_type")?,
+        size: row.try_get("size")?,
+        sha256: row.try_get("sha256")?,
+        width: row.try_get("width")?,
+        height: row.try_get("height")?,
+        thumb_sha256: row.try_get("thumb_sha256")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Fills in reactions and attachments of already-loaded messages (two queries).
+async fn load_extras(conn: &mut SqliteConnection, messages: &mut [MessageRecord]) -> StoreResult<()> {
+    for chunk in messages.chunks_mut(500) {
+        let ids: Vec<String> = chunk.iter().filter(|m| !m.deleted).map(|m| m.id.clone()).collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "SELECT message_id, emoji, user_id FROM reactions WHERE message_id IN ({}) \
+             ORDER BY created_at, user_id",
+            placeholders(ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in &ids {
+            q = q.bind(id);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let mid: String = row.try_get(0)?;
+            let emoji: String = row.try_get(1)?;
+            let user: String = row.try_get(2)?;
+            if let Some(m) = chunk.iter_mut().find(|m| m.id == mid) {
+                match m.reactions.iter_mut().find(|r| r.emoji == emoji) {
+                    Some(r) => r.user_ids.push(user),
+                    None => m.reactions.push(ReactionRecord {
+                        emoji,
+                        user_ids: vec![user],
+                    }),
+                }
+            }
+        }
+        let sql = format!(
+            "SELECT {ATTACHMENT_COLS} FROM attachments WHERE message_id IN ({}) ORDER BY created_at, id",
+            placeholders(ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in &ids {
+            q = q.bind(id);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let a = attachment_from(&row)?;
+            if let Some(m) = chunk.iter_mut().find(|m| Some(&m.id) == a.message_id.as_ref()) {
+                m.attachments.push(a);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A bind value for dynamically built queries.
+enum Bind<'a> {
+    Str(&'a str),
+    Int(i64),
 }
 
 impl SqliteStore {
@@ -162,7 +243,26 @@ impl SqliteStore {
             .bind(id)
             .fetch_one(&mut **tx)
             .await?;
-        message_from(&row)
+        let mut m = [message_from(&row)?];
+        load_extras(&mut *tx, &mut m).await?;
+        let [m] = m;
+        Ok(m)
+    }
+
+    /// Messages read on the read pool, with their reactions and attachments.
+    async fn messages_read(&self, sql: &str, binds: Vec<Bind<'_>>) -> StoreResult<Vec<MessageRecord>> {
+        let mut conn = self.read.acquire().await?;
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = match b {
+                Bind::Str(s) => q.bind(s),
+                Bind::Int(i) => q.bind(i),
+            };
+        }
+        let rows = q.fetch_all(&mut *conn).await?;
+        let mut out = rows.iter().map(message_from).collect::<StoreResult<Vec<_>>>()?;
+        load_extras(&mut conn, &mut out).await?;
+        Ok(out)
     }
 
     async fn user_tx(tx: &mut Transaction<'_, Sqlite>, id: &str) -> StoreResult<UserRecord> {
@@ -171,6 +271,27 @@ impl SqliteStore {
             .fetch_one(&mut **tx)
             .await?;
         user_from(&row)
+    }
+
+    async fn write_mentions(
+        tx: &mut Transaction<'_, Sqlite>,
+        message_id: &str,
+        room_id: &str,
+        seq: i64,
+        users: &[String],
+    ) -> StoreResult<()> {
+        for u in users {
+            sqlx::query(
+                "INSERT OR IGNORE INTO mentions (message_id, room_id, user_id, seq) VALUES (?, ?, ?, ?)",
+            )
+            .bind(message_id)
+            .bind(room_id)
+            .bind(u)
+            .bind(seq)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
     }
 
     /// Takes the room's next `pos` (and, for a new message, its next `seq`).
@@ -584,7 +705,9 @@ impl Store for SqliteStore {
             "SELECT {ROOM_COLS}, {MEMBER_COLS}, \
              (SELECT COUNT(*) FROM messages m WHERE m.room_id = r.id \
               AND m.seq > mb.last_read_seq AND m.author_id != mb.user_id AND m.deleted = 0) \
-              AS unread \
+              AS unread, \
+             (SELECT COUNT(*) FROM mentions mn WHERE mn.room_id = r.id \
+              AND mn.user_id = mb.user_id AND mn.seq > mb.last_read_seq) AS mentioned \
              FROM members mb JOIN rooms r ON r.id = mb.room_id WHERE mb.user_id = ? \
              ORDER BY r.is_default DESC, r.name"
         ))
@@ -597,7 +720,7 @@ impl Store for SqliteStore {
                     room: room_from(row)?,
                     member: member_from(row)?,
                     unread_count: row.try_get("unread")?,
-                    mention_count: 0,
+                    mention_count: row.try_get("mentioned")?,
                 })
             })
             .collect()
@@ -768,6 +891,23 @@ impl Store for SqliteStore {
         .bind(serde_json::to_string(&msg.mentions).context("mentions")?)
         .execute(&mut *tx)
         .await?;
+        Self::write_mentions(&mut tx, &msg.id, &msg.room_id, seq, &msg.mentions).await?;
+        if !msg.attachment_ids.is_empty() {
+            let sql = format!(
+                "UPDATE attachments SET message_id = ? WHERE uploader_id = ? \
+                 AND message_id IS NULL AND id IN ({})",
+                placeholders(msg.attachment_ids.len())
+            );
+            let mut q = sqlx::query(&sql).bind(&msg.id).bind(&msg.author_id);
+            for a in &msg.attachment_ids {
+                q = q.bind(a);
+            }
+            let claimed = q.execute(&mut *tx).await?.rows_affected();
+            if claimed as usize != msg.attachment_ids.len() {
+                // Dropping the transaction rolls everything back.
+                return Err(StoreError::Conflict("attachment is not available"));
+            }
+        }
         // Posting reads the room up to one's own message.
         sqlx::query("UPDATE members SET last_read_seq = ? WHERE room_id = ? AND user_id = ?")
             .bind(seq)
@@ -798,11 +938,11 @@ impl Store for SqliteStore {
     }
 
     async fn message(&self, id: &str) -> StoreResult<MessageRecord> {
-        let row = sqlx::query(&format!("{} WHERE m.id = ?", message_select()))
-            .bind(id)
-            .fetch_one(&self.read)
-            .await?;
-        message_from(&row)
+        let sql = format!("{} WHERE m.id = ?", message_select());
+        self.messages_read(&sql, vec![Bind::Str(id)])
+            .await?
+            .pop()
+            .ok_or(StoreError::NotFound)
     }
 
     async fn edit_message(
@@ -832,6 +972,12 @@ impl Store for SqliteStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        let seq: i64 = sqlx::query_scalar("SELECT seq FROM messages WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM mentions WHERE message_id = ?").bind(id).execute(&mut *tx).await?;
+        Self::write_mentions(&mut tx, id, &room_id, seq, mentions).await?;
         let rec = Self::message_tx(&mut tx, id).await?;
         tx.commit().await?;
         Ok(rec)
@@ -853,6 +999,13 @@ impl Store for SqliteStore {
         .bind(id)
         .execute(&mut *tx)
         .await?;
+        // A tombstone keeps nothing: no reactions, mentions or files.
+        for table in ["reactions", "mentions", "attachments"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE message_id = ?"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let rec = Self::message_tx(&mut tx, id).await?;
         tx.commit().await?;
         Ok(rec)
@@ -873,17 +1026,14 @@ impl Store for SqliteStore {
             "{} WHERE m.room_id = ? {cond} ORDER BY m.seq {order} LIMIT ?",
             message_select()
         );
-        let mut q = sqlx::query(&sql).bind(room_id);
+        let mut binds = vec![Bind::Str(room_id)];
         if !cond.is_empty() {
-            q = q.bind(bound);
+            binds.push(Bind::Int(bound));
         }
-        let rows = q.bind(limit + 1).fetch_all(&self.read).await?;
-        let has_more = rows.len() as i64 > limit;
-        let mut messages = rows
-            .iter()
-            .take(limit as usize)
-            .map(message_from)
-            .collect::<StoreResult<Vec<_>>>()?;
+        binds.push(Bind::Int(limit + 1));
+        let mut messages = self.messages_read(&sql, binds).await?;
+        let has_more = messages.len() as i64 > limit;
+        messages.truncate(limit as usize);
         if order == "DESC" {
             messages.reverse();
         }
@@ -911,18 +1061,468 @@ impl Store for SqliteStore {
         .bind(limit + 1)
         .fetch_all(&mut *tx)
         .await?;
-        tx.commit().await?;
         let truncated = rows.len() as i64 > limit;
         let mut messages = rows
             .iter()
             .take(limit as usize)
             .map(message_from)
             .collect::<StoreResult<Vec<_>>>()?;
+        load_extras(&mut tx, &mut messages).await?;
+        tx.commit().await?;
         messages.reverse();
         Ok(Changes {
             messages,
             truncated,
             pos,
         })
+    }
+
+    async fn react(
+        &self,
+        message_id: &str,
+        user_id: &str,
+        emoji: &str,
+        add: bool,
+        now: i64,
+    ) -> StoreResult<Option<MessageRecord>> {
+        let mut tx = self.write.begin().await?;
+        let room_id: String =
+            sqlx::query_scalar("SELECT room_id FROM messages WHERE id = ? AND deleted = 0")
+                .bind(message_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let result = if add {
+            sqlx::query(
+                "INSERT OR IGNORE INTO reactions (message_id, user_id, emoji, created_at) \
+                 VALUES (?, ?, ?, ?)",
+            )
+            .bind(message_id)
+            .bind(user_id)
+            .bind(emoji)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+        } else {
+            sqlx::query("DELETE FROM reactions WHERE message_id = ? AND user_id = ? AND emoji = ?")
+                .bind(message_id)
+                .bind(user_id)
+                .bind(emoji)
+                .execute(&mut *tx)
+                .await?
+        };
+        let changed = result.rows_affected() > 0;
+        if !changed {
+            return Ok(None);
+        }
+        let (_, pos) = Self::bump_room(&mut tx, &room_id, false).await?;
+        sqlx::query("UPDATE messages SET pos = ? WHERE id = ?")
+            .bind(pos)
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+        let rec = Self::message_tx(&mut tx, message_id).await?;
+        tx.commit().await?;
+        Ok(Some(rec))
+    }
+
+    async fn set_pinned(&self, message_id: &str, pinned: bool) -> StoreResult<Option<MessageRecord>> {
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query("SELECT room_id, pinned FROM messages WHERE id = ? AND deleted = 0")
+            .bind(message_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let room_id: String = row.try_get(0)?;
+        let current: bool = row.try_get(1)?;
+        if current == pinned {
+            return Ok(None);
+        }
+        let (_, pos) = Self::bump_room(&mut tx, &room_id, false).await?;
+        sqlx::query("UPDATE messages SET pinned = ?, pos = ? WHERE id = ?")
+            .bind(pinned)
+            .bind(pos)
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+        let rec = Self::message_tx(&mut tx, message_id).await?;
+        tx.commit().await?;
+        Ok(Some(rec))
+    }
+
+    async fn pins(&self, room_id: &str) -> StoreResult<Vec<MessageRecord>> {
+        let sql = format!(
+            "{} WHERE m.room_id = ? AND m.pinned = 1 AND m.deleted = 0 ORDER BY m.seq DESC LIMIT 500",
+            message_select()
+        );
+        self.messages_read(&sql, vec![Bind::Str(room_id)]).await
+    }
+
+    async fn thread(&self, root_id: &str, after_seq: Option<i64>, limit: i64) -> StoreResult<HistoryPage> {
+        let sql = format!(
+            "{} WHERE m.thread_root = ? AND m.seq > ? ORDER BY m.seq ASC LIMIT ?",
+            message_select()
+        );
+        let binds = vec![Bind::Str(root_id), Bind::Int(after_seq.unwrap_or(0)), Bind::Int(limit + 1)];
+        let mut messages = self.messages_read(&sql, binds).await?;
+        let has_more = messages.len() as i64 > limit;
+        messages.truncate(limit as usize);
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    async fn set_notification_level(&self, room_id: &str, user_id: &str, level: &str) -> StoreResult<()> {
+        let r = sqlx::query("UPDATE members SET notification_level = ? WHERE room_id = ? AND user_id = ?")
+            .bind(level)
+            .bind(room_id)
+            .bind(user_id)
+            .execute(&self.write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn notification_levels(
+        &self,
+        room_id: &str,
+        users: Option<&[String]>,
+    ) -> StoreResult<Vec<(String, Option<String>)>> {
+        let rows = match users {
+            Some([]) => return Ok(Vec::new()),
+            Some(users) => {
+                let sql = format!(
+                    "SELECT user_id, notification_level FROM members WHERE room_id = ? AND user_id IN ({})",
+                    placeholders(users.len())
+                );
+                let mut q = sqlx::query(&sql).bind(room_id);
+                for u in users {
+                    q = q.bind(u);
+                }
+                q.fetch_all(&self.read).await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT user_id, notification_level FROM members WHERE room_id = ? \
+                     AND notification_level IS NOT NULL",
+                )
+                .bind(room_id)
+                .fetch_all(&self.read)
+                .await?
+            }
+        };
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    async fn dm_by_key(&self, key: &str) -> StoreResult<Option<RoomRecord>> {
+        let row = sqlx::query(&format!("SELECT {ROOM_COLS} FROM rooms r WHERE r.dm_key = ?"))
+            .bind(key)
+            .fetch_optional(&self.read)
+            .await?;
+        row.as_ref().map(room_from).transpose()
+    }
+
+    async fn create_dm(&self, room: NewRoom, key: &str, members: &[String]) -> StoreResult<RoomRecord> {
+        let mut tx = self.write.begin().await?;
+        let res = sqlx::query(
+            "INSERT INTO rooms (id, name, topic, kind, guests_allowed, created_by, created_at, \
+             member_count, dm_key) VALUES (?, ?, ?, 'dm', 1, ?, ?, ?, ?)",
+        )
+        .bind(&room.id)
+        .bind(&room.name)
+        .bind(&room.topic)
+        .bind(&room.created_by)
+        .bind(room.created_at)
+        .bind(members.len() as i64)
+        .bind(key)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                return Err(StoreError::Conflict("this DM exists"));
+            }
+            other => other?,
+        };
+        for u in members {
+            sqlx::query("INSERT INTO members (room_id, user_id, role, joined_at) VALUES (?, ?, 'member', ?)")
+                .bind(&room.id)
+                .bind(u)
+                .bind(room.created_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let row = sqlx::query(&format!("SELECT {ROOM_COLS} FROM rooms r WHERE r.id = ?"))
+            .bind(&room.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rec = room_from(&row)?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn search(
+        &self,
+        user_id: &str,
+        terms: &[String],
+        room_id: Option<&str>,
+        author_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<SearchHit>> {
+        if terms.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Terms are letters/digits only (domain::validate::search_terms); quoting them
+        // makes every one a plain phrase, the last one a prefix.
+        let n = terms.len();
+        let query: Vec<String> = terms
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let t = t.replace('"', "");
+                if i + 1 == n { format!("\"{t}\"*") } else { format!("\"{t}\"") }
+            })
+            .collect();
+        let mut sql = format!(
+            "SELECT snippet(messages_fts, 0, char(57344), char(57345), '…', 16) AS snip, m.id AS mid \
+             FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid \
+             JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = ? \
+             WHERE messages_fts MATCH ? AND m.deleted = 0"
+        );
+        let mut binds = vec![Bind::Str(user_id)];
+        let q = query.join(" ");
+        binds.push(Bind::Str(&q));
+        if let Some(r) = room_id {
+            sql.push_str(" AND m.room_id = ?");
+            binds.push(Bind::Str(r));
+        }
+        if let Some(a) = author_id {
+            sql.push_str(" AND m.author_id = ?");
+            binds.push(Bind::Str(a));
+        }
+        sql.push_str(" ORDER BY bm25(messages_fts), m.created_at DESC LIMIT ?");
+        binds.push(Bind::Int(limit));
+        let mut conn = self.read.acquire().await?;
+        let mut qb = sqlx::query(&sql);
+        for b in binds {
+            qb = match b {
+                Bind::Str(s) => qb.bind(s),
+                Bind::Int(i) => qb.bind(i),
+            };
+        }
+        let rows = qb.fetch_all(&mut *conn).await?;
+        drop(conn);
+        let mut hits = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.try_get("mid")?;
+            let snippet: String = row.try_get("snip")?;
+            let message = self.message(&id).await?;
+            hits.push(SearchHit { message, snippet });
+        }
+        Ok(hits)
+    }
+
+    async fn create_attachment(&self, a: AttachmentRecord) -> StoreResult<AttachmentRecord> {
+        sqlx::query(&format!(
+            "INSERT INTO attachments ({ATTACHMENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&a.id)
+        .bind(&a.uploader_id)
+        .bind(&a.message_id)
+        .bind(&a.name)
+        .bind(&a.content_type)
+        .bind(a.size)
+        .bind(&a.sha256)
+        .bind(a.width)
+        .bind(a.height)
+        .bind(&a.thumb_sha256)
+        .bind(a.created_at)
+        .execute(&self.write)
+        .await?;
+        Ok(a)
+    }
+
+    async fn attachments(&self, ids: &[String]) -> StoreResult<Vec<AttachmentRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!("SELECT {ATTACHMENT_COLS} FROM attachments WHERE id IN ({})", placeholders(ids.len()));
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(id);
+        }
+        q.fetch_all(&self.read).await?.iter().map(attachment_from).collect()
+    }
+
+    async fn delete_unsent_attachments(&self, before: i64) -> StoreResult<Vec<AttachmentRecord>> {
+        let rows = sqlx::query(&format!(
+            "DELETE FROM attachments WHERE message_id IS NULL AND created_at < ? RETURNING {ATTACHMENT_COLS}"
+        ))
+        .bind(before)
+        .fetch_all(&self.write)
+        .await?;
+        rows.iter().map(attachment_from).collect()
+    }
+
+    async fn blob_in_use(&self, sha256: &str) -> StoreResult<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM attachments WHERE sha256 = ?1 OR thumb_sha256 = ?1)",
+        )
+        .bind(sha256)
+        .fetch_one(&self.write)
+        .await?;
+        Ok(n != 0)
+    }
+
+    async fn all_users(&self) -> StoreResult<Vec<UserRecord>> {
+        let rows = sqlx::query(&format!("SELECT {USER_COLS} FROM users u ORDER BY u.created_at, u.id"))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn all_rooms(&self) -> StoreResult<Vec<RoomRecord>> {
+        let rows = sqlx::query(&format!("SELECT {ROOM_COLS} FROM rooms r ORDER BY r.created_at, r.id"))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(room_from).collect()
+    }
+
+    async fn import_user(&self, u: &UserRecord) -> StoreResult<()> {
+        // Guests come without sessions: their names are free again.
+        let name_key = (u.kind != UserKind::Guest).then(|| u.username.to_lowercase());
+        sqlx::query(
+            "INSERT INTO users (id, kind, username, name_key, display_name, password_hash, bio, \
+             status_text, avatar_hash, is_admin, created_at, last_seen_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&u.id)
+        .bind(u.kind.as_str())
+        .bind(&u.username)
+        .bind(name_key)
+        .bind(&u.display_name)
+        .bind(&u.password_hash)
+        .bind(&u.bio)
+        .bind(&u.status_text)
+        .bind(&u.avatar_hash)
+        .bind(u.is_admin)
+        .bind(u.created_at)
+        .bind(u.last_seen_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn import_avatar(&self, hash: &str, content_type: &str, data: &[u8]) -> StoreResult<()> {
+        sqlx::query("INSERT INTO avatars (hash, content_type, data) VALUES (?, ?, ?) ON CONFLICT (hash) DO NOTHING")
+            .bind(hash)
+            .bind(content_type)
+            .bind(data)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn import_room(&self, r: &RoomRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO rooms (id, name, topic, kind, password_hash, guests_allowed, starts_at, \
+             ends_at, member_limit, created_by, created_at, last_seq, last_pos, member_count, \
+             is_default, dm_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&r.id)
+        .bind(&r.name)
+        .bind(&r.topic)
+        .bind(r.kind.as_str())
+        .bind(&r.password_hash)
+        .bind(r.guests_allowed)
+        .bind(r.starts_at)
+        .bind(r.ends_at)
+        .bind(r.member_limit)
+        .bind(&r.created_by)
+        .bind(r.created_at)
+        .bind(r.last_seq)
+        .bind(r.last_pos)
+        .bind(r.member_count)
+        .bind(r.is_default)
+        .bind(&r.dm_key)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn import_member(&self, m: &MemberRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO members (room_id, user_id, role, joined_at, last_read_seq, \
+             notification_level, muted_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&m.room_id)
+        .bind(&m.user_id)
+        .bind(m.role.as_str())
+        .bind(m.joined_at)
+        .bind(m.last_read_seq)
+        .bind(&m.notification_level)
+        .bind(m.muted_until)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn import_message(&self, m: &MessageRecord) -> StoreResult<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "INSERT INTO messages (id, room_id, seq, pos, author_id, body, html, created_at, \
+             edited_at, deleted, pinned, reply_to, thread_root, reply_count, client_id, mentions) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&m.id)
+        .bind(&m.room_id)
+        .bind(m.seq)
+        .bind(m.pos)
+        .bind(&m.author.id)
+        .bind(&m.body)
+        .bind(&m.html)
+        .bind(m.created_at)
+        .bind(m.edited_at)
+        .bind(m.deleted)
+        .bind(m.pinned)
+        .bind(&m.reply_to)
+        .bind(&m.thread_root)
+        .bind(m.reply_count)
+        .bind(&m.client_id)
+        .bind(serde_json::to_string(&m.mentions).context("mentions")?)
+        .execute(&mut *tx)
+        .await?;
+        Self::write_mentions(&mut tx, &m.id, &m.room_id, m.seq, &m.mentions).await?;
+        // Keep the order of reactions with increasing timestamps.
+        let mut t = m.created_at;
+        for r in &m.reactions {
+            for u in &r.user_ids {
+                t += 1;
+                sqlx::query("INSERT INTO reactions (message_id, user_id, emoji, created_at) VALUES (?, ?, ?, ?)")
+                    .bind(&m.id)
+                    .bind(u)
+                    .bind(&r.emoji)
+                    .bind(t)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for a in &m.attachments {
+            sqlx::query(&format!(
+                "INSERT INTO attachments ({ATTACHMENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .bind(&a.id)
+            .bind(&a.uploader_id)
+            .bind(&m.id)
+            .bind(&a.name)
+            .bind(&a.content_type)
+            .bind(a.size)
+            .bind(&a.sha256)
+            .bind(a.width)
+            .bind(a.height)
+            .bind(&a.thumb_sha256)
+            .bind(a.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -49,7 +49,11 @@ impl Backend {
 
     /// `store` for even `i`, `node2` for odd: spreads concurrent work over both nodes.
     pub fn node(&self, i: usize) -> Arc<dyn Store> {
-        if i % 2 == 0 { self.store.clone() } else { self.node2.clone() }
+        if i.is_multiple_of(2) {
+            self.store.clone()
+        } else {
+            self.node2.clone()
+        }
     }
 }
 
@@ -194,14 +198,27 @@ impl Drop for TestDatabase {
         .join()
         .unwrap_or_else(|_| Err("drop thread panicked".into()));
         if let Err(e) = result {
-            let _ = writeln!(std::io::stderr(), "warning: cannot drop test database {}: {e}", self.name);
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: cannot drop test database {}: {e}",
+                self.name
+            );
         }
     }
 }
 
 #[test]
 fn database_name_is_replaced() {
-    assert_eq!(with_database("postgres://u@h:5432/test", "x"), "postgres://u@h:5432/x");
-    assert_eq!(with_database("postgres://u@h/test?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
-    assert_eq!(with_database("postgresql://u:p@h", "x"), "postgresql://u:p@h/x");
+    assert_eq!(
+        with_database("postgres://u@h:5432/test", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u@h/test?sslmode=disable", "x"),
+        "postgres://u@h/x?sslmode=disable"
+    );
+    assert_eq!(
+        with_database("postgresql://u:p@h", "x"),
+        "postgresql://u:p@h/x"
+    );
 }

@@ -26,11 +26,15 @@ fn new_user(name: &str, kind: UserKind) -> NewUser {
 }
 
 async fn account(s: &dyn Store, name: &str) -> UserRecord {
-    s.create_account(new_user(name, UserKind::User)).await.expect("create_account")
+    s.create_account(new_user(name, UserKind::User))
+        .await
+        .expect("create_account")
 }
 
 async fn guest(s: &dyn Store, name: &str, now: i64) -> UserRecord {
-    s.create_guest(new_user(name, UserKind::Guest), now).await.expect("create_guest")
+    s.create_guest(new_user(name, UserKind::Guest), now)
+        .await
+        .expect("create_guest")
 }
 
 fn new_room(name: &str, kind: RoomKind) -> NewRoom {
@@ -68,6 +72,7 @@ fn new_msg(room_id: &str, author_id: &str, body: &str) -> NewMessage {
         thread_root: None,
         client_id: None,
         mentions: Vec::new(),
+        attachment_ids: Vec::new(),
     }
 }
 
@@ -79,7 +84,11 @@ fn created(i: Inserted) -> MessageRecord {
 }
 
 async fn post(s: &dyn Store, room_id: &str, author_id: &str, body: &str) -> MessageRecord {
-    created(s.insert_message(new_msg(room_id, author_id, body)).await.expect("insert_message"))
+    created(
+        s.insert_message(new_msg(room_id, author_id, body))
+            .await
+            .expect("insert_message"),
+    )
 }
 
 fn seqs(ms: &[MessageRecord]) -> Vec<i64> {
@@ -88,6 +97,20 @@ fn seqs(ms: &[MessageRecord]) -> Vec<i64> {
 
 fn ids(ms: &[MessageRecord]) -> Vec<String> {
     ms.iter().map(|m| m.id.clone()).collect()
+}
+
+/// Opens connections on both nodes ahead of a race, so that the racing calls start
+/// together instead of being staggered by connection set-up.
+async fn warm_up(b: &Backend) {
+    let pings: Vec<_> = (0..16)
+        .map(|i| {
+            let node = b.node(i);
+            tokio::spawn(async move { node.ping().await })
+        })
+        .collect();
+    for p in pings {
+        p.await.unwrap().expect("ping");
+    }
 }
 
 macro_rules! assert_err {
@@ -124,7 +147,10 @@ pub async fn first_account_is_admin(b: Backend) {
     // Guests and bots are not accounts: they neither take nor get the admin seat.
     let g = guest(s, "visitor", 0).await;
     assert!(!g.is_admin);
-    let bot = s.create_account(new_user("robot", UserKind::Bot)).await.unwrap();
+    let bot = s
+        .create_account(new_user("robot", UserKind::Bot))
+        .await
+        .unwrap();
     assert!(!bot.is_admin);
     let alice = account(s, "alice").await;
     assert!(alice.is_admin, "the first account is admin");
@@ -136,7 +162,10 @@ pub async fn first_account_is_admin(b: Backend) {
     assert_eq!(alice.password_hash.as_deref(), Some("hash-of-alice"));
     assert_eq!(alice.created_at, 1_000);
     assert_eq!((alice.bio.as_str(), alice.status_text.as_str()), ("", ""));
-    assert_eq!((alice.avatar_hash.as_ref(), alice.last_seen_at), (None, None));
+    assert_eq!(
+        (alice.avatar_hash.as_ref(), alice.last_seen_at),
+        (None, None)
+    );
     assert_eq!(s.user(&alice.id).await.unwrap(), alice);
     assert_eq!(s.user(&bob.id).await.unwrap(), bob);
     assert_eq!(s.user(&g.id).await.unwrap().kind, UserKind::Guest);
@@ -145,13 +174,15 @@ pub async fn first_account_is_admin(b: Backend) {
 }
 
 pub async fn concurrent_first_accounts_make_one_admin(b: Backend) {
+    warm_up(&b).await;
     let barrier = Arc::new(tokio::sync::Barrier::new(8));
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let (s, barrier) = (b.node(i), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                s.create_account(new_user(&format!("founder{i}"), UserKind::User)).await
+                s.create_account(new_user(&format!("founder{i}"), UserKind::User))
+                    .await
             })
         })
         .collect();
@@ -159,7 +190,11 @@ pub async fn concurrent_first_accounts_make_one_admin(b: Backend) {
     for t in tasks {
         users.push(t.await.unwrap().expect("create_account"));
     }
-    assert_eq!(users.iter().filter(|u| u.is_admin).count(), 1, "exactly one first admin");
+    assert_eq!(
+        users.iter().filter(|u| u.is_admin).count(),
+        1,
+        "exactly one first admin"
+    );
     let mut stored = 0;
     for u in &users {
         stored += usize::from(b.store.user(&u.id).await.unwrap().is_admin);
@@ -171,19 +206,36 @@ pub async fn names_are_unique_case_insensitively(b: Backend) {
     let s = &*b.store;
     let alice = account(s, "Alice").await;
     assert_eq!(alice.username, "Alice", "the name keeps its case");
-    assert_err!(s.create_account(new_user("ALICE", UserKind::User)).await, StoreError::Conflict(_));
-    assert_err!(s.create_account(new_user("alice", UserKind::Bot)).await, StoreError::Conflict(_));
+    assert_err!(
+        s.create_account(new_user("ALICE", UserKind::User)).await,
+        StoreError::Conflict(_)
+    );
+    assert_err!(
+        s.create_account(new_user("alice", UserKind::Bot)).await,
+        StoreError::Conflict(_)
+    );
     // An account's name is never reclaimed by a guest, sessions or not.
-    assert_err!(s.create_guest(new_user("aLiCe", UserKind::Guest), 10).await, StoreError::Conflict(_));
+    assert_err!(
+        s.create_guest(new_user("aLiCe", UserKind::Guest), 10).await,
+        StoreError::Conflict(_)
+    );
     for n in ["alice", "ALICE", "Alice"] {
         assert_eq!(s.user_by_name(n).await.unwrap().id, alice.id);
     }
     assert_err!(s.user_by_name("alicia").await, StoreError::NotFound);
 
     let g = guest(s, "Wanda", 10).await;
-    s.create_session("wanda-token", &g.id, 10, 1_000_000).await.unwrap();
-    assert_err!(s.create_account(new_user("wanda", UserKind::User)).await, StoreError::Conflict(_));
-    assert_err!(s.create_guest(new_user("WANDA", UserKind::Guest), 20).await, StoreError::Conflict(_));
+    s.create_session("wanda-token", &g.id, 10, 1_000_000)
+        .await
+        .unwrap();
+    assert_err!(
+        s.create_account(new_user("wanda", UserKind::User)).await,
+        StoreError::Conflict(_)
+    );
+    assert_err!(
+        s.create_guest(new_user("WANDA", UserKind::Guest), 20).await,
+        StoreError::Conflict(_)
+    );
     // Duplicate ids are conflicts too.
     let mut dup = new_user("someone", UserKind::User);
     dup.id = alice.id.clone();
@@ -194,34 +246,62 @@ pub async fn guest_name_freed_when_sessions_expire(b: Backend) {
     let s = &*b.store;
     let g1 = guest(s, "Wanderer", 1_000).await;
     s.create_session("t1", &g1.id, 1_000, 2_000).await.unwrap();
-    assert_err!(s.create_guest(new_user("wanderer", UserKind::Guest), 1_500).await, StoreError::Conflict(_));
+    assert_err!(
+        s.create_guest(new_user("wanderer", UserKind::Guest), 1_500)
+            .await,
+        StoreError::Conflict(_)
+    );
     assert_eq!(s.user_by_name("wanderer").await.unwrap().id, g1.id);
     // At `expires_at` the session is no longer valid: the name is free.
     let g2 = guest(s, "WANDERER", 2_000).await;
     assert_eq!(s.user_by_name("wanderer").await.unwrap().id, g2.id);
-    assert_eq!(s.user(&g1.id).await.unwrap().username, "Wanderer", "the old guest stays");
-    assert!(s.search_users("wanderer", 10).await.unwrap().iter().all(|u| u.id != g1.id));
+    assert_eq!(
+        s.user(&g1.id).await.unwrap().username,
+        "Wanderer",
+        "the old guest stays"
+    );
+    assert!(
+        s.search_users("wanderer", 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|u| u.id != g1.id)
+    );
 
     // A touched session keeps the name; a deleted one frees it.
     let g3 = guest(s, "Roamer", 1_000).await;
     s.create_session("t3", &g3.id, 1_000, 2_000).await.unwrap();
     s.touch_session("t3", 1_900, 5_000).await.unwrap();
-    assert_err!(s.create_guest(new_user("roamer", UserKind::Guest), 3_000).await, StoreError::Conflict(_));
+    assert_err!(
+        s.create_guest(new_user("roamer", UserKind::Guest), 3_000)
+            .await,
+        StoreError::Conflict(_)
+    );
     s.delete_session("t3").await.unwrap();
     let g4 = guest(s, "roamer", 3_000).await;
     assert_eq!(s.user_by_name("ROAMER").await.unwrap().id, g4.id);
     // A guest with several sessions holds the name while any of them is valid.
     s.create_session("t4a", &g4.id, 3_000, 4_000).await.unwrap();
     s.create_session("t4b", &g4.id, 3_000, 9_000).await.unwrap();
-    assert_err!(s.create_guest(new_user("roamer", UserKind::Guest), 5_000).await, StoreError::Conflict(_));
+    assert_err!(
+        s.create_guest(new_user("roamer", UserKind::Guest), 5_000)
+            .await,
+        StoreError::Conflict(_)
+    );
     guest(s, "roamer", 9_000).await;
 }
 
 pub async fn guest_name_freed_by_release(b: Backend) {
     let s = &*b.store;
     let g = guest(s, "Drifter", 0).await;
-    s.create_session("tok", &g.id, 0, i64::MAX / 2).await.unwrap();
-    assert_err!(s.create_guest(new_user("drifter", UserKind::Guest), 10).await, StoreError::Conflict(_));
+    s.create_session("tok", &g.id, 0, i64::MAX / 2)
+        .await
+        .unwrap();
+    assert_err!(
+        s.create_guest(new_user("drifter", UserKind::Guest), 10)
+            .await,
+        StoreError::Conflict(_)
+    );
     s.release_guest_name(&g.id).await.unwrap();
     assert_err!(s.user_by_name("drifter").await, StoreError::NotFound);
     let g2 = guest(s, "drifter", 10).await;
@@ -230,7 +310,11 @@ pub async fn guest_name_freed_by_release(b: Backend) {
     let acc = account(s, "settler").await;
     s.release_guest_name(&acc.id).await.unwrap();
     assert_eq!(s.user_by_name("settler").await.unwrap().id, acc.id);
-    assert_err!(s.create_guest(new_user("settler", UserKind::Guest), 10).await, StoreError::Conflict(_));
+    assert_err!(
+        s.create_guest(new_user("settler", UserKind::Guest), 10)
+            .await,
+        StoreError::Conflict(_)
+    );
     s.release_guest_name("no-such-user").await.unwrap();
     // A released name is free for an account as well.
     s.release_guest_name(&g2.id).await.unwrap();
@@ -247,7 +331,10 @@ pub async fn sessions_expire_touch_and_delete(b: Backend) {
     assert_err!(s.session("tok", 200).await, StoreError::NotFound);
     assert_err!(s.session("tok", 500).await, StoreError::NotFound);
     assert_err!(s.session("other", 150).await, StoreError::NotFound);
-    assert_err!(s.create_session("tok", &alice.id, 100, 200).await, StoreError::Conflict(_));
+    assert_err!(
+        s.create_session("tok", &alice.id, 100, 200).await,
+        StoreError::Conflict(_)
+    );
 
     s.touch_session("tok", 180, 400).await.unwrap();
     let sess = s.session("tok", 300).await.unwrap();
@@ -281,7 +368,12 @@ pub async fn profile_patch_password_admin_last_seen(b: Backend) {
     assert_eq!((u.bio.as_str(), u.status_text.as_str()), ("hello", "busy"));
     assert_eq!(s.user(&alice.id).await.unwrap(), u);
     // An empty patch changes nothing.
-    assert_eq!(s.update_profile(&alice.id, ProfilePatch::default()).await.unwrap(), u);
+    assert_eq!(
+        s.update_profile(&alice.id, ProfilePatch::default())
+            .await
+            .unwrap(),
+        u
+    );
     // Some(None) clears the display name; fields left out stay.
     let u = s
         .update_profile(
@@ -306,10 +398,16 @@ pub async fn profile_patch_password_admin_last_seen(b: Backend) {
         .await
         .unwrap();
     assert_eq!((u.bio.as_str(), u.status_text.as_str()), ("hello", ""));
-    assert_err!(s.update_profile("nobody", ProfilePatch::default()).await, StoreError::NotFound);
+    assert_err!(
+        s.update_profile("nobody", ProfilePatch::default()).await,
+        StoreError::NotFound
+    );
 
     s.set_password(&alice.id, "new-hash").await.unwrap();
-    assert_eq!(s.user(&alice.id).await.unwrap().password_hash.as_deref(), Some("new-hash"));
+    assert_eq!(
+        s.user(&alice.id).await.unwrap().password_hash.as_deref(),
+        Some("new-hash")
+    );
     assert_err!(s.set_password("nobody", "x").await, StoreError::NotFound);
 
     let bob = account(s, "bob").await;
@@ -350,10 +448,19 @@ pub async fn search_users_matches_and_escapes(b: Backend) {
     let want = vec![alice.id.clone(), alicia.id.clone(), bob.id.clone()];
     assert_eq!(names(s.search_users("ali", 10).await.unwrap()), want);
     assert_eq!(names(s.search_users("ALI", 10).await.unwrap()), want);
-    assert_eq!(names(s.search_users("ali", 2).await.unwrap()), want[..2].to_vec());
-    assert_eq!(names(s.search_users("baba", 10).await.unwrap()), vec![bob.id.clone()]);
+    assert_eq!(
+        names(s.search_users("ali", 2).await.unwrap()),
+        want[..2].to_vec()
+    );
+    assert_eq!(
+        names(s.search_users("baba", 10).await.unwrap()),
+        vec![bob.id.clone()]
+    );
     // LIKE wildcards in the query are literal.
-    assert_eq!(names(s.search_users("_", 10).await.unwrap()), vec![under.id.clone()]);
+    assert_eq!(
+        names(s.search_users("_", 10).await.unwrap()),
+        vec![under.id.clone()]
+    );
     assert!(s.search_users("%", 10).await.unwrap().is_empty());
     assert!(s.search_users("a\\", 10).await.unwrap().is_empty());
     assert!(s.search_users("zzz", 10).await.unwrap().is_empty());
@@ -366,15 +473,33 @@ pub async fn avatars_set_share_and_clear(b: Backend) {
     let png = |bytes: &[u8]| Some(("image/png".to_string(), bytes.to_vec()));
     let with = |h: &str, v: Option<(String, Vec<u8>)>| v.map(|(ct, d)| (h.to_string(), ct, d));
 
-    let u = s.set_avatar(&a.id, with("h1", png(&[1, 2, 3]))).await.unwrap();
+    let u = s
+        .set_avatar(&a.id, with("h1", png(&[1, 2, 3])))
+        .await
+        .unwrap();
     assert_eq!(u.avatar_hash.as_deref(), Some("h1"));
-    assert_eq!(s.user(&a.id).await.unwrap().avatar_hash.as_deref(), Some("h1"));
-    assert_eq!(s.avatar("h1").await.unwrap(), ("image/png".to_string(), vec![1, 2, 3]));
+    assert_eq!(
+        s.user(&a.id).await.unwrap().avatar_hash.as_deref(),
+        Some("h1")
+    );
+    assert_eq!(
+        s.avatar("h1").await.unwrap(),
+        ("image/png".to_string(), vec![1, 2, 3])
+    );
     // The same image for a second user: one stored copy, shared.
-    s.set_avatar(&bb.id, with("h1", png(&[1, 2, 3]))).await.unwrap();
-    let u = s.set_avatar(&a.id, with("h2", png(&[0, 255, 7]))).await.unwrap();
+    s.set_avatar(&bb.id, with("h1", png(&[1, 2, 3])))
+        .await
+        .unwrap();
+    let u = s
+        .set_avatar(&a.id, with("h2", png(&[0, 255, 7])))
+        .await
+        .unwrap();
     assert_eq!(u.avatar_hash.as_deref(), Some("h2"));
-    assert_eq!(s.avatar("h1").await.unwrap().1, vec![1, 2, 3], "still used by b");
+    assert_eq!(
+        s.avatar("h1").await.unwrap().1,
+        vec![1, 2, 3],
+        "still used by b"
+    );
     assert_eq!(s.avatar("h2").await.unwrap().1, vec![0, 255, 7]);
     // Clearing drops images nobody uses any more.
     let u = s.set_avatar(&bb.id, None).await.unwrap();
@@ -383,7 +508,10 @@ pub async fn avatars_set_share_and_clear(b: Backend) {
     s.set_avatar(&a.id, None).await.unwrap();
     assert_err!(s.avatar("h2").await, StoreError::NotFound);
     // Unknown user: nothing stored.
-    assert_err!(s.set_avatar("nobody", with("h3", png(&[9]))).await, StoreError::NotFound);
+    assert_err!(
+        s.set_avatar("nobody", with("h3", png(&[9]))).await,
+        StoreError::NotFound
+    );
     assert_err!(s.avatar("h3").await, StoreError::NotFound);
     // Re-setting the same image keeps it.
     s.set_avatar(&a.id, with("h4", png(&[4]))).await.unwrap();
@@ -422,6 +550,7 @@ pub async fn rooms_create_and_default(b: Backend) {
         last_pos: 0,
         member_count: 1,
         is_default: false,
+        dm_key: None,
     };
     assert_eq!(r, want);
     assert_eq!(s.room(&r.id).await.unwrap(), want);
@@ -439,10 +568,16 @@ pub async fn rooms_create_and_default(b: Backend) {
         }
     );
     // Without an owner: no members.
-    let lobby = s.create_room(new_room("Lobby", RoomKind::Public), None).await.unwrap();
+    let lobby = s
+        .create_room(new_room("Lobby", RoomKind::Public), None)
+        .await
+        .unwrap();
     assert_eq!(lobby.member_count, 0);
     assert_eq!(lobby.created_by, None);
-    assert_err!(s.membership(&lobby.id, &owner.id).await, StoreError::NotFound);
+    assert_err!(
+        s.membership(&lobby.id, &owner.id).await,
+        StoreError::NotFound
+    );
     assert!(s.default_room().await.unwrap().is_none());
 
     let mut g = new_room("General", RoomKind::Public);
@@ -466,7 +601,11 @@ pub async fn update_room_patch_semantics(b: Backend) {
     post(s, &r.id, &owner.id, "hi").await;
     let r = s.room(&r.id).await.unwrap();
 
-    assert_eq!(s.update_room(&r.id, RoomPatch::default()).await.unwrap(), r, "empty patch");
+    assert_eq!(
+        s.update_room(&r.id, RoomPatch::default()).await.unwrap(),
+        r,
+        "empty patch"
+    );
     let u = s
         .update_room(
             &r.id,
@@ -480,8 +619,15 @@ pub async fn update_room_patch_semantics(b: Backend) {
         .unwrap();
     assert_eq!((u.name.as_str(), u.topic.as_str()), ("After", "new topic"));
     assert_eq!(u.password_hash.as_deref(), Some("ph"));
-    assert_eq!((u.starts_at, u.ends_at, u.member_limit), (Some(10), Some(20), Some(5)));
-    assert_eq!((u.last_seq, u.last_pos, u.member_count), (1, 1, 1), "counters untouched");
+    assert_eq!(
+        (u.starts_at, u.ends_at, u.member_limit),
+        (Some(10), Some(20), Some(5))
+    );
+    assert_eq!(
+        (u.last_seq, u.last_pos, u.member_count),
+        (1, 1, 1),
+        "counters untouched"
+    );
 
     let u = s
         .update_room(
@@ -519,7 +665,10 @@ pub async fn update_room_patch_semantics(b: Backend) {
     assert!(!u.guests_allowed);
     assert_eq!(u.name, "After");
     assert_eq!(s.room(&r.id).await.unwrap(), u);
-    assert_err!(s.update_room("no-such-room", RoomPatch::default()).await, StoreError::NotFound);
+    assert_err!(
+        s.update_room("no-such-room", RoomPatch::default()).await,
+        StoreError::NotFound
+    );
 }
 
 pub async fn delete_room_cascades(b: Backend) {
@@ -528,7 +677,9 @@ pub async fn delete_room_cascades(b: Backend) {
     let member = account(s, "member").await;
     let r = room(s, "doomed", Some(&owner.id)).await;
     let keep = room(s, "kept", Some(&owner.id)).await;
-    s.add_member(&r.id, &member.id, Role::Member, 5).await.unwrap();
+    s.add_member(&r.id, &member.id, Role::Member, 5)
+        .await
+        .unwrap();
     let m1 = post(s, &r.id, &owner.id, "one").await;
     let m2 = post(s, &r.id, &member.id, "two").await;
     let kept_msg = post(s, &keep.id, &owner.id, "stays").await;
@@ -540,7 +691,13 @@ pub async fn delete_room_cascades(b: Backend) {
     assert_err!(s.message(&m1.id).await, StoreError::NotFound);
     assert_err!(s.message(&m2.id).await, StoreError::NotFound);
     assert!(s.joined_rooms(&member.id).await.unwrap().is_empty());
-    let left: Vec<_> = s.joined_rooms(&owner.id).await.unwrap().into_iter().map(|j| j.room.id).collect();
+    let left: Vec<_> = s
+        .joined_rooms(&owner.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.room.id)
+        .collect();
     assert_eq!(left, vec![keep.id.clone()]);
     assert_eq!(s.message(&kept_msg.id).await.unwrap(), kept_msg);
     assert!(s.user(&member.id).await.is_ok(), "users stay");
@@ -555,12 +712,24 @@ pub async fn public_rooms_listing(b: Backend) {
     g.is_default = true;
     let general = s.create_room(g, None).await.unwrap();
     let zeta = room(s, "Zeta", Some(&u1.id)).await;
-    s.add_member(&zeta.id, &u2.id, Role::Member, 1).await.unwrap();
+    s.add_member(&zeta.id, &u2.id, Role::Member, 1)
+        .await
+        .unwrap();
     let alpha = room(s, "alpha", Some(&u1.id)).await;
     let beta_upper = room(s, "Beta", Some(&u2.id)).await;
-    s.create_room(new_room("Secret", RoomKind::Private), Some(&u1.id)).await.unwrap();
-    s.create_room(new_room("dm", RoomKind::Dm), Some(&u1.id)).await.unwrap();
-    let listed: Vec<_> = s.public_rooms().await.unwrap().into_iter().map(|r| r.id).collect();
+    s.create_room(new_room("Secret", RoomKind::Private), Some(&u1.id))
+        .await
+        .unwrap();
+    s.create_room(new_room("dm", RoomKind::Dm), Some(&u1.id))
+        .await
+        .unwrap();
+    let listed: Vec<_> = s
+        .public_rooms()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     // Default first, then by member count, then by name (byte order, as SQLite sorts).
     assert_eq!(listed, vec![general.id, zeta.id, beta_upper.id, alpha.id]);
 }
@@ -576,23 +745,46 @@ pub async fn membership_add_remove_and_count(b: Backend) {
 
     assert!(s.add_member(&r.id, &u1.id, Role::Member, 50).await.unwrap());
     assert_eq!(s.room(&r.id).await.unwrap().member_count, 2);
-    assert!(!s.add_member(&r.id, &u1.id, Role::Admin, 60).await.unwrap(), "already a member");
+    assert!(
+        !s.add_member(&r.id, &u1.id, Role::Admin, 60).await.unwrap(),
+        "already a member"
+    );
     let m = s.membership(&r.id, &u1.id).await.unwrap();
-    assert_eq!((m.role, m.joined_at, m.last_read_seq), (Role::Member, 50, 0), "unchanged");
+    assert_eq!(
+        (m.role, m.joined_at, m.last_read_seq),
+        (Role::Member, 50, 0),
+        "unchanged"
+    );
     assert_eq!(s.room(&r.id).await.unwrap().member_count, 2);
-    assert!(s.add_member(&r.id, &u2.id, Role::Moderator, 70).await.unwrap());
-    assert_eq!(s.membership(&r.id, &u2.id).await.unwrap().role, Role::Moderator);
+    assert!(
+        s.add_member(&r.id, &u2.id, Role::Moderator, 70)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.membership(&r.id, &u2.id).await.unwrap().role,
+        Role::Moderator
+    );
     assert_eq!(s.room(&r.id).await.unwrap().member_count, 3);
 
     assert!(s.remove_member(&r.id, &u1.id).await.unwrap());
     assert_eq!(s.room(&r.id).await.unwrap().member_count, 2);
     assert_err!(s.membership(&r.id, &u1.id).await, StoreError::NotFound);
-    assert!(!s.remove_member(&r.id, &u1.id).await.unwrap(), "not a member any more");
+    assert!(
+        !s.remove_member(&r.id, &u1.id).await.unwrap(),
+        "not a member any more"
+    );
     assert_eq!(s.room(&r.id).await.unwrap().member_count, 2);
-    assert!(s.add_member(&r.id, &u1.id, Role::Member, 80).await.unwrap(), "may come back");
+    assert!(
+        s.add_member(&r.id, &u1.id, Role::Member, 80).await.unwrap(),
+        "may come back"
+    );
     assert_eq!(s.room(&r.id).await.unwrap().member_count, 3);
     assert!(!s.remove_member("no-such-room", &u1.id).await.unwrap());
-    assert_err!(s.add_member("no-such-room", &u1.id, Role::Member, 1).await, StoreError::NotFound);
+    assert_err!(
+        s.add_member("no-such-room", &u1.id, Role::Member, 1).await,
+        StoreError::NotFound
+    );
     assert_eq!(s.members(&r.id, None, 100).await.unwrap().len(), 3);
 }
 
@@ -606,14 +798,20 @@ pub async fn member_limit_is_enforced(b: Backend) {
     let r = s.create_room(nr, Some(&owner.id)).await.unwrap();
     // The limit counts the owner.
     assert!(s.add_member(&r.id, &u1.id, Role::Member, 1).await.unwrap());
-    assert_err!(s.add_member(&r.id, &u2.id, Role::Member, 1).await, StoreError::RoomFull);
+    assert_err!(
+        s.add_member(&r.id, &u2.id, Role::Member, 1).await,
+        StoreError::RoomFull
+    );
     assert_eq!(s.room(&r.id).await.unwrap().member_count, 2);
     assert_err!(s.membership(&r.id, &u2.id).await, StoreError::NotFound);
     // Joining again while full is still "already a member".
     assert!(!s.add_member(&r.id, &u1.id, Role::Member, 1).await.unwrap());
     assert!(s.remove_member(&r.id, &u1.id).await.unwrap());
     assert!(s.add_member(&r.id, &u2.id, Role::Member, 1).await.unwrap());
-    assert_err!(s.add_member(&r.id, &u1.id, Role::Member, 1).await, StoreError::RoomFull);
+    assert_err!(
+        s.add_member(&r.id, &u1.id, Role::Member, 1).await,
+        StoreError::RoomFull
+    );
     s.update_room(
         &r.id,
         RoomPatch {
@@ -636,12 +834,14 @@ pub async fn member_limit_holds_under_concurrency(b: Backend) {
     for i in 0..10 {
         users.push(account(&*s, &format!("joiner{i}")).await);
     }
+    warm_up(&b).await;
     let barrier = Arc::new(tokio::sync::Barrier::new(users.len()));
     let tasks: Vec<_> = users
         .iter()
         .enumerate()
         .map(|(i, u)| {
-            let (node, barrier, room_id, user_id) = (b.node(i), barrier.clone(), r.id.clone(), u.id.clone());
+            let (node, barrier, room_id, user_id) =
+                (b.node(i), barrier.clone(), r.id.clone(), u.id.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
                 node.add_member(&room_id, &user_id, Role::Member, 1).await
@@ -665,7 +865,10 @@ pub async fn members_paging(b: Backend) {
     let s = &*b.store;
     // Ids of mixed case: pages follow byte order, as in SQLite.
     let mut users = Vec::new();
-    for (i, id) in ["m-A", "m-b", "m-C", "m-d", "m-E", "m-f"].iter().enumerate() {
+    for (i, id) in ["m-A", "m-b", "m-C", "m-d", "m-E", "m-f"]
+        .iter()
+        .enumerate()
+    {
         let mut nu = new_user(&format!("pager{i}"), UserKind::User);
         nu.id = id.to_string();
         users.push(s.create_account(nu).await.unwrap());
@@ -673,7 +876,11 @@ pub async fn members_paging(b: Backend) {
     let r = room(s, "paged", Some("m-d")).await;
     for (i, u) in users.iter().enumerate() {
         if u.id != "m-d" {
-            assert!(s.add_member(&r.id, &u.id, Role::Member, 10 + i as i64).await.unwrap());
+            assert!(
+                s.add_member(&r.id, &u.id, Role::Member, 10 + i as i64)
+                    .await
+                    .unwrap()
+            );
         }
     }
     let mut seen = Vec::new();
@@ -687,7 +894,10 @@ pub async fn members_paging(b: Backend) {
         for e in &page {
             assert_eq!(e.user.id, e.member.user_id);
             assert_eq!(e.member.room_id, r.id);
-            assert_eq!(e.user.password_hash, None, "members never carry password hashes");
+            assert_eq!(
+                e.user.password_hash, None,
+                "members never carry password hashes"
+            );
         }
         after = Some(page.last().unwrap().user.id.clone());
         seen.extend(page.into_iter().map(|e| (e.user.id, e.member.role)));
@@ -698,7 +908,12 @@ pub async fn members_paging(b: Backend) {
     let rest = s.members(&r.id, Some("m-C"), 100).await.unwrap();
     let rest: Vec<_> = rest.iter().map(|e| e.user.id.as_str()).collect();
     assert_eq!(rest, ["m-E", "m-b", "m-d", "m-f"]);
-    assert!(s.members("no-such-room", None, 10).await.unwrap().is_empty());
+    assert!(
+        s.members("no-such-room", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn neighbours_honour_size_and_dms(b: Backend) {
@@ -708,16 +923,32 @@ pub async fn neighbours_honour_size_and_dms(b: Backend) {
         u.insert(n, account(s, n).await.id);
     }
     let small = room(s, "small room", Some(&u["me"])).await;
-    s.add_member(&small.id, &u["small"], Role::Member, 1).await.unwrap();
+    s.add_member(&small.id, &u["small"], Role::Member, 1)
+        .await
+        .unwrap();
     let big = room(s, "big room", Some(&u["me"])).await;
-    s.add_member(&big.id, &u["big1"], Role::Member, 1).await.unwrap();
-    s.add_member(&big.id, &u["big2"], Role::Member, 1).await.unwrap();
-    let dm = s.create_room(new_room("dm", RoomKind::Dm), Some(&u["me"])).await.unwrap();
-    s.add_member(&dm.id, &u["dm1"], Role::Member, 1).await.unwrap();
-    s.add_member(&dm.id, &u["dm2"], Role::Member, 1).await.unwrap();
+    s.add_member(&big.id, &u["big1"], Role::Member, 1)
+        .await
+        .unwrap();
+    s.add_member(&big.id, &u["big2"], Role::Member, 1)
+        .await
+        .unwrap();
+    let dm = s
+        .create_room(new_room("dm", RoomKind::Dm), Some(&u["me"]))
+        .await
+        .unwrap();
+    s.add_member(&dm.id, &u["dm1"], Role::Member, 1)
+        .await
+        .unwrap();
+    s.add_member(&dm.id, &u["dm2"], Role::Member, 1)
+        .await
+        .unwrap();
 
     let set = |v: Vec<UserRecord>| {
-        assert!(v.iter().all(|x| x.password_hash.is_none()), "no password hashes");
+        assert!(
+            v.iter().all(|x| x.password_hash.is_none()),
+            "no password hashes"
+        );
         let n = v.len();
         let ids: HashSet<String> = v.into_iter().map(|x| x.id).collect();
         assert_eq!(ids.len(), n, "each neighbour once");
@@ -725,14 +956,26 @@ pub async fn neighbours_honour_size_and_dms(b: Backend) {
     };
     let want = |names: &[&str]| names.iter().map(|n| u[n].clone()).collect::<HashSet<_>>();
     // Rooms of at most 2 members, and DMs of any size.
-    assert_eq!(set(s.neighbours(&u["me"], 2).await.unwrap()), want(&["me", "small", "dm1", "dm2"]));
+    assert_eq!(
+        set(s.neighbours(&u["me"], 2).await.unwrap()),
+        want(&["me", "small", "dm1", "dm2"])
+    );
     assert_eq!(
         set(s.neighbours(&u["me"], 3).await.unwrap()),
         want(&["me", "small", "big1", "big2", "dm1", "dm2"])
     );
-    assert_eq!(set(s.neighbours(&u["big1"], 2).await.unwrap()), want(&["big1"]));
-    assert_eq!(set(s.neighbours(&u["dm1"], 2).await.unwrap()), want(&["dm1", "me", "dm2"]));
-    assert_eq!(set(s.neighbours(&u["alone"], 1000).await.unwrap()), want(&["alone"]));
+    assert_eq!(
+        set(s.neighbours(&u["big1"], 2).await.unwrap()),
+        want(&["big1"])
+    );
+    assert_eq!(
+        set(s.neighbours(&u["dm1"], 2).await.unwrap()),
+        want(&["dm1", "me", "dm2"])
+    );
+    assert_eq!(
+        set(s.neighbours(&u["alone"], 1000).await.unwrap()),
+        want(&["alone"])
+    );
 }
 
 // --- messages ---
@@ -758,12 +1001,28 @@ pub async fn messages_seq_and_pos(b: Backend) {
     assert_eq!(m2.room_id, r.id);
     assert_eq!(m2.author.id, bob.id);
     assert_eq!(m2.author.username, "bob");
-    assert_eq!(m2.author.password_hash, None, "messages never carry password hashes");
-    assert_eq!((m2.body.as_str(), m2.html.as_str()), ("second", "<p>second</p>"));
+    assert_eq!(
+        m2.author.password_hash, None,
+        "messages never carry password hashes"
+    );
+    assert_eq!(
+        (m2.body.as_str(), m2.html.as_str()),
+        ("second", "<p>second</p>")
+    );
     assert_eq!((m2.created_at, m2.edited_at), (4_000, None));
-    assert_eq!(m2.mentions, vec![alice.id.clone(), "someone-else".to_string()]);
+    assert_eq!(
+        m2.mentions,
+        vec![alice.id.clone(), "someone-else".to_string()]
+    );
     assert!(!m2.deleted && !m2.pinned);
-    assert_eq!((m2.reply_to.as_ref(), m2.thread_root.as_ref(), m2.reply_count), (None, None, 0));
+    assert_eq!(
+        (
+            m2.reply_to.as_ref(),
+            m2.thread_root.as_ref(),
+            m2.reply_count
+        ),
+        (None, None, 0)
+    );
     assert_eq!(m2.client_id, None);
     assert_eq!(m3.reply_to.as_deref(), Some(m1.id.as_str()));
     for m in [&m1, &m2, &m3] {
@@ -772,21 +1031,36 @@ pub async fn messages_seq_and_pos(b: Backend) {
     let rr = s.room(&r.id).await.unwrap();
     assert_eq!((rr.last_seq, rr.last_pos), (3, 3));
     // Posting reads the room up to one's own message.
-    assert_eq!(s.membership(&r.id, &alice.id).await.unwrap().last_read_seq, 3);
+    assert_eq!(
+        s.membership(&r.id, &alice.id).await.unwrap().last_read_seq,
+        3
+    );
     assert_eq!(s.membership(&r.id, &bob.id).await.unwrap().last_read_seq, 2);
 
     // An edit takes the next pos, keeps the seq.
     let e = s
-        .edit_message(&m1.id, "first!", "<p>first!</p>", &[bob.id.clone()], 9_000)
+        .edit_message(
+            &m1.id,
+            "first!",
+            "<p>first!</p>",
+            std::slice::from_ref(&bob.id),
+            9_000,
+        )
         .await
         .unwrap();
     assert_eq!((e.seq, e.pos), (1, 4));
-    assert_eq!((e.body.as_str(), e.html.as_str()), ("first!", "<p>first!</p>"));
+    assert_eq!(
+        (e.body.as_str(), e.html.as_str()),
+        ("first!", "<p>first!</p>")
+    );
     assert_eq!(e.mentions, vec![bob.id.clone()]);
     assert_eq!(e.edited_at, Some(9_000));
     assert_eq!(e.created_at, m1.created_at);
     assert_eq!(s.message(&m1.id).await.unwrap(), e);
-    let e2 = s.edit_message(&m2.id, "2nd", "<p>2nd</p>", &[], 9_500).await.unwrap();
+    let e2 = s
+        .edit_message(&m2.id, "2nd", "<p>2nd</p>", &[], 9_500)
+        .await
+        .unwrap();
     assert_eq!((e2.seq, e2.pos), (2, 5));
     assert!(e2.mentions.is_empty());
     let rr = s.room(&r.id).await.unwrap();
@@ -794,11 +1068,22 @@ pub async fn messages_seq_and_pos(b: Backend) {
     let m4 = post(s, &r.id, &bob.id, "fourth").await;
     assert_eq!((m4.seq, m4.pos), (4, 6));
 
-    assert_err!(s.edit_message("no-such-message", "x", "x", &[], 1).await, StoreError::NotFound);
+    assert_err!(
+        s.edit_message("no-such-message", "x", "x", &[], 1).await,
+        StoreError::NotFound
+    );
     assert_err!(s.message("no-such-message").await, StoreError::NotFound);
-    assert_err!(s.insert_message(new_msg("no-such-room", &alice.id, "x")).await, StoreError::NotFound);
+    assert_err!(
+        s.insert_message(new_msg("no-such-room", &alice.id, "x"))
+            .await,
+        StoreError::NotFound
+    );
     let rr = s.room(&r.id).await.unwrap();
-    assert_eq!((rr.last_seq, rr.last_pos), (4, 6), "failed writes take nothing");
+    assert_eq!(
+        (rr.last_seq, rr.last_pos),
+        (4, 6),
+        "failed writes take nothing"
+    );
 }
 
 pub async fn thread_reply_bumps_root(b: Backend) {
@@ -836,8 +1121,12 @@ pub async fn thread_reply_bumps_root(b: Backend) {
     assert_eq!((reply2.seq, reply2.pos), (4, 5));
     assert_eq!((bumped2.pos, bumped2.reply_count), (6, 2));
     // Without a thread root, none comes back.
-    let Inserted::Created { thread_root: None, .. } =
-        s.insert_message(new_msg(&r.id, &alice.id, "plain")).await.unwrap()
+    let Inserted::Created {
+        thread_root: None, ..
+    } = s
+        .insert_message(new_msg(&r.id, &alice.id, "plain"))
+        .await
+        .unwrap()
     else {
         panic!("a plain message has no thread root")
     };
@@ -873,16 +1162,30 @@ pub async fn delete_leaves_a_tombstone(b: Backend) {
     assert_eq!(d.author.id, alice.id);
     assert_eq!(s.message(&m.id).await.unwrap(), d);
     let page = s.history(&r.id, HistoryCursor::Latest, 10).await.unwrap();
-    assert_eq!(seqs(&page.messages), vec![1, 2], "the tombstone stays in history");
+    assert_eq!(
+        seqs(&page.messages),
+        vec![1, 2],
+        "the tombstone stays in history"
+    );
     assert!(page.messages[0].deleted);
     let rr = s.room(&r.id).await.unwrap();
     assert_eq!((rr.last_seq, rr.last_pos), (2, 3));
 
     assert_err!(s.delete_message(&m.id).await, StoreError::NotFound);
-    assert_err!(s.edit_message(&m.id, "back", "back", &[], 1).await, StoreError::NotFound);
-    assert_err!(s.delete_message("no-such-message").await, StoreError::NotFound);
+    assert_err!(
+        s.edit_message(&m.id, "back", "back", &[], 1).await,
+        StoreError::NotFound
+    );
+    assert_err!(
+        s.delete_message("no-such-message").await,
+        StoreError::NotFound
+    );
     let rr = s.room(&r.id).await.unwrap();
-    assert_eq!((rr.last_seq, rr.last_pos), (2, 3), "refused changes take no pos");
+    assert_eq!(
+        (rr.last_seq, rr.last_pos),
+        (2, 3),
+        "refused changes take no pos"
+    );
     // A retry of the deleted message's send still finds it (as a tombstone).
     let mut retry = new_msg(&r.id, &alice.id, "secret @bob");
     retry.client_id = Some("c-del".into());
@@ -912,7 +1215,11 @@ pub async fn client_id_is_idempotent(b: Backend) {
     }
     assert_err!(s.message(&again_id).await, StoreError::NotFound);
     let rr = s.room(&r.id).await.unwrap();
-    assert_eq!((rr.last_seq, rr.last_pos), (1, 1), "a retry takes no seq or pos");
+    assert_eq!(
+        (rr.last_seq, rr.last_pos),
+        (1, 1),
+        "a retry takes no seq or pos"
+    );
 
     // The pair is (author, client_id): another author may use the same client_id.
     let mut other = new_msg(&r.id, &bob.id, "bob's");
@@ -926,7 +1233,10 @@ pub async fn client_id_is_idempotent(b: Backend) {
     assert_eq!(post(s, &r.id, &alice.id, "same").await.seq, 5);
 
     // A retry returns the current state of the original (edited here).
-    let edited = s.edit_message(&original.id, "edited", "<p>edited</p>", &[], 7).await.unwrap();
+    let edited = s
+        .edit_message(&original.id, "edited", "<p>edited</p>", &[], 7)
+        .await
+        .unwrap();
     let mut retry = new_msg(&r.id, &alice.id, "once");
     retry.client_id = Some("c-1".into());
     match s.insert_message(retry).await.unwrap() {
@@ -941,7 +1251,10 @@ pub async fn client_id_is_idempotent(b: Backend) {
     created(s.insert_message(reply.clone()).await.unwrap());
     let pos_after = s.room(&r.id).await.unwrap().last_pos;
     reply.id = uid();
-    assert!(matches!(s.insert_message(reply).await.unwrap(), Inserted::Existing(_)));
+    assert!(matches!(
+        s.insert_message(reply).await.unwrap(),
+        Inserted::Existing(_)
+    ));
     assert_eq!(s.message(&original.id).await.unwrap().reply_count, 1);
     assert_eq!(s.room(&r.id).await.unwrap().last_pos, pos_after);
     let page = s.history(&r.id, HistoryCursor::Latest, 100).await.unwrap();
@@ -998,13 +1311,24 @@ pub async fn changes_since_snapshot(b: Backend) {
     assert_eq!(ids(&c.messages), ids(&m));
     assert_eq!((c.truncated, c.pos), (false, 5));
 
-    s.edit_message(&m[1].id, "m2 edited", "x", &[], 1).await.unwrap(); // pos 6
+    s.edit_message(&m[1].id, "m2 edited", "x", &[], 1)
+        .await
+        .unwrap(); // pos 6
     s.delete_message(&m[2].id).await.unwrap(); // pos 7
     let c = s.changes_since(&r.id, 0, 100).await.unwrap();
     // In pos order, each message once, in its current state.
-    let want = vec![m[0].id.clone(), m[3].id.clone(), m[4].id.clone(), m[1].id.clone(), m[2].id.clone()];
+    let want = vec![
+        m[0].id.clone(),
+        m[3].id.clone(),
+        m[4].id.clone(),
+        m[1].id.clone(),
+        m[2].id.clone(),
+    ];
     assert_eq!(ids(&c.messages), want);
-    assert_eq!(c.messages.iter().map(|x| x.pos).collect::<Vec<_>>(), vec![1, 4, 5, 6, 7]);
+    assert_eq!(
+        c.messages.iter().map(|x| x.pos).collect::<Vec<_>>(),
+        vec![1, 4, 5, 6, 7]
+    );
     assert_eq!(c.messages[3].body, "m2 edited");
     assert!(c.messages[4].deleted);
     assert_eq!((c.truncated, c.pos), (false, 7));
@@ -1026,7 +1350,39 @@ pub async fn changes_since_snapshot(b: Backend) {
     let c = s.changes_since(&fresh.id, 0, 100).await.unwrap();
     assert!(c.messages.is_empty());
     assert_eq!((c.truncated, c.pos), (false, 0));
-    assert_err!(s.changes_since("no-such-room", 0, 10).await, StoreError::NotFound);
+    assert_err!(
+        s.changes_since("no-such-room", 0, 10).await,
+        StoreError::NotFound
+    );
+}
+
+pub async fn changes_since_reads_one_snapshot(b: Backend) {
+    let s = b.store.clone();
+    let alice = account(&*s, "alice").await;
+    let r = room(&*s, "racing", Some(&alice.id)).await;
+    warm_up(&b).await;
+    // A writer on the other node keeps committing while we read.
+    let writer = {
+        let (node, room_id, author) = (b.node2.clone(), r.id.clone(), alice.id.clone());
+        tokio::spawn(async move {
+            for i in 0..300 {
+                post(&*node, &room_id, &author, &format!("m{i}")).await;
+            }
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() || reads == 0 {
+        let c = s.changes_since(&r.id, 0, 100_000).await.unwrap();
+        // Only inserts here: in one snapshot the rows are exactly pos 1..=c.pos.
+        let pos: Vec<i64> = c.messages.iter().map(|m| m.pos).collect();
+        assert_eq!(
+            pos,
+            (1..=c.pos).collect::<Vec<_>>(),
+            "rows and pos from different snapshots"
+        );
+        reads += 1;
+    }
+    writer.await.unwrap();
 }
 
 pub async fn mark_read_clamps_and_never_goes_back(b: Backend) {
@@ -1040,14 +1396,25 @@ pub async fn mark_read_clamps_and_never_goes_back(b: Backend) {
         post(s, &r.id, &alice.id, &format!("m{i}")).await;
     }
     assert_eq!(s.mark_read(&r.id, &bob.id, 2).await.unwrap(), 2);
-    assert_eq!(s.mark_read(&r.id, &bob.id, 1).await.unwrap(), 2, "never backwards");
-    assert_eq!(s.mark_read(&r.id, &bob.id, 99).await.unwrap(), 3, "clamped to last_seq");
+    assert_eq!(
+        s.mark_read(&r.id, &bob.id, 1).await.unwrap(),
+        2,
+        "never backwards"
+    );
+    assert_eq!(
+        s.mark_read(&r.id, &bob.id, 99).await.unwrap(),
+        3,
+        "clamped to last_seq"
+    );
     assert_eq!(s.membership(&r.id, &bob.id).await.unwrap().last_read_seq, 3);
     assert_eq!(s.mark_read(&r.id, &bob.id, 0).await.unwrap(), 3);
     post(s, &r.id, &alice.id, "m3").await;
     assert_eq!(s.mark_read(&r.id, &bob.id, 100).await.unwrap(), 4);
     assert_err!(s.mark_read(&r.id, &carol.id, 1).await, StoreError::NotFound);
-    assert_err!(s.mark_read("no-such-room", &bob.id, 1).await, StoreError::NotFound);
+    assert_err!(
+        s.mark_read("no-such-room", &bob.id, 1).await,
+        StoreError::NotFound
+    );
 }
 
 pub async fn unread_counts(b: Backend) {
@@ -1057,7 +1424,11 @@ pub async fn unread_counts(b: Backend) {
     let r = room(s, "room", Some(&a.id)).await;
     let unread = |user: String, room_id: String| async move {
         let joined = s.joined_rooms(&user).await.unwrap();
-        joined.into_iter().find(|j| j.room.id == room_id).expect("joined").unread_count
+        joined
+            .into_iter()
+            .find(|j| j.room.id == room_id)
+            .expect("joined")
+            .unread_count
     };
 
     let m1 = post(s, &r.id, &a.id, "1").await;
@@ -1068,7 +1439,11 @@ pub async fn unread_counts(b: Backend) {
     let m3 = post(s, &r.id, &a.id, "3").await;
     post(s, &r.id, &a.id, "4").await;
     assert_eq!(unread(bb.id.clone(), r.id.clone()).await, 3);
-    assert_eq!(unread(a.id.clone(), r.id.clone()).await, 0, "own messages are read");
+    assert_eq!(
+        unread(a.id.clone(), r.id.clone()).await,
+        0,
+        "own messages are read"
+    );
     // Deleted messages do not count.
     s.delete_message(&m3.id).await.unwrap();
     assert_eq!(unread(bb.id.clone(), r.id.clone()).await, 2);
@@ -1085,14 +1460,27 @@ pub async fn unread_counts(b: Backend) {
     let mut g = new_room("General", RoomKind::Public);
     g.is_default = true;
     let general = s.create_room(g, None).await.unwrap();
-    s.add_member(&general.id, &bb.id, Role::Member, 9).await.unwrap();
+    s.add_member(&general.id, &bb.id, Role::Member, 9)
+        .await
+        .unwrap();
     let zed = room(s, "zed", Some(&bb.id)).await;
     let apple = room(s, "Apple", Some(&bb.id)).await;
     let joined = s.joined_rooms(&bb.id).await.unwrap();
     let order: Vec<_> = joined.iter().map(|j| j.room.id.clone()).collect();
-    assert_eq!(order, vec![general.id.clone(), apple.id.clone(), r.id.clone(), zed.id.clone()]);
+    assert_eq!(
+        order,
+        vec![
+            general.id.clone(),
+            apple.id.clone(),
+            r.id.clone(),
+            zed.id.clone()
+        ]
+    );
     let j = &joined[0];
-    assert_eq!((j.member.user_id.as_str(), j.member.role, j.member.joined_at), (bb.id.as_str(), Role::Member, 9));
+    assert_eq!(
+        (j.member.user_id.as_str(), j.member.role, j.member.joined_at),
+        (bb.id.as_str(), Role::Member, 9)
+    );
     assert_eq!((j.unread_count, j.mention_count), (0, 0));
     assert_eq!(joined[1].member.role, Role::Owner);
     assert_eq!(joined[2].room.last_seq, 5);
@@ -1113,6 +1501,7 @@ pub async fn concurrent_inserts_get_dense_seqs(b: Backend) {
         s.add_member(&r.id, &a.id, Role::Member, 1).await.unwrap();
         authors.push(a.id);
     }
+    warm_up(&b).await;
     let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
     let tasks: Vec<_> = (0..TASKS)
         .map(|t| {
@@ -1135,7 +1524,10 @@ pub async fn concurrent_inserts_get_dense_seqs(b: Backend) {
     let mut all = Vec::new();
     for t in tasks {
         let got = t.await.unwrap();
-        assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "a writer's own messages in order");
+        assert!(
+            got.windows(2).all(|w| w[0].0 < w[1].0),
+            "a writer's own messages in order"
+        );
         all.extend(got);
     }
     let n = (TASKS * EACH) as i64;
@@ -1156,7 +1548,11 @@ pub async fn concurrent_inserts_get_dense_seqs(b: Backend) {
     // Every writer's read marker sits on one of its own messages.
     for a in &authors {
         let read = s.membership(&r.id, a).await.unwrap().last_read_seq;
-        assert!(page.messages.iter().any(|m| m.seq == read && &m.author.id == a));
+        assert!(
+            page.messages
+                .iter()
+                .any(|m| m.seq == read && &m.author.id == a)
+        );
     }
 }
 
@@ -1166,14 +1562,20 @@ pub async fn concurrent_same_client_id_stores_one(b: Backend) {
     let s = b.store.clone();
     let alice = account(&*s, "alice").await;
     let r = room(&*s, "retries", Some(&alice.id)).await;
+    warm_up(&b).await;
     let mut expected_seq = 0;
     for round in 0..ROUNDS {
         let cid = format!("retry-{round}");
         let barrier = Arc::new(tokio::sync::Barrier::new(TASKS));
         let tasks: Vec<_> = (0..TASKS)
             .map(|t| {
-                let (node, barrier, room_id, author, cid) =
-                    (b.node(t), barrier.clone(), r.id.clone(), alice.id.clone(), cid.clone());
+                let (node, barrier, room_id, author, cid) = (
+                    b.node(t),
+                    barrier.clone(),
+                    r.id.clone(),
+                    alice.id.clone(),
+                    cid.clone(),
+                );
                 tokio::spawn(async move {
                     let mut nm = new_msg(&room_id, &author, &format!("attempt {t}"));
                     nm.client_id = Some(cid);
@@ -1196,12 +1598,22 @@ pub async fn concurrent_same_client_id_stores_one(b: Backend) {
             }
         }
         assert_eq!(created_ids.len(), 1, "round {round}: exactly one stored");
-        assert_eq!(returned.len(), 1, "round {round}: everyone got the same message");
+        assert_eq!(
+            returned.len(),
+            1,
+            "round {round}: everyone got the same message"
+        );
         expected_seq += 1;
-        assert_eq!(created_ids[0].seq, expected_seq, "round {round}: no seq burnt by the losers");
+        assert_eq!(
+            created_ids[0].seq, expected_seq,
+            "round {round}: no seq burnt by the losers"
+        );
         let rr = s.room(&r.id).await.unwrap();
         assert_eq!((rr.last_seq, rr.last_pos), (expected_seq, expected_seq));
     }
     let page = s.history(&r.id, HistoryCursor::Latest, 100).await.unwrap();
-    assert_eq!(seqs(&page.messages), (1..=ROUNDS as i64).collect::<Vec<_>>());
+    assert_eq!(
+        seqs(&page.messages),
+        (1..=ROUNDS as i64).collect::<Vec<_>>()
+    );
 }

@@ -56,6 +56,7 @@ conformance!(
     client_id_is_idempotent,
     history_cursors,
     changes_since_snapshot,
+    changes_since_reads_one_snapshot,
     mark_read_clamps_and_never_goes_back,
     unread_counts,
     concurrent_inserts_get_dense_seqs,
