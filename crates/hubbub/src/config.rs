@@ -91,6 +91,10 @@ pub struct Settings {
     #[arg(long, env = "HUBBUB_MAX_AVATAR_BYTES", default_value_t = 5 * 1024 * 1024)]
     pub max_avatar_bytes: usize,
 
+    /// Largest attachment upload, in bytes.
+    #[arg(long, env = "HUBBUB_MAX_ATTACHMENT_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_attachment_bytes: usize,
+
     /// Per-connection outbound queue, in events; a connection whose queue overflows
     /// is disconnected (it can resume).
     #[arg(long, env = "HUBBUB_OUTBOUND_QUEUE", default_value_t = 1024)]
@@ -108,9 +112,9 @@ pub struct Settings {
 
 impl Settings {
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("hubbub.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("hubbub.db").display()))
     }
 }
 
@@ -152,7 +156,10 @@ pub fn mask_url(url: &str) -> String {
 mod tests {
     #[test]
     fn masks_passwords() {
-        assert_eq!(super::mask_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::mask_url("postgres://u:pw@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::mask_url("sqlite://./x.db"), "sqlite://./x.db");
     }
 }

@@ -4,8 +4,8 @@
 //! domain (`domain`) → store (`store`) and hub (`hub`).
 
 pub mod app;
-pub mod cluster;
 pub mod bench;
+pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod gateway;
@@ -13,6 +13,7 @@ pub mod http;
 pub mod hub;
 pub mod model;
 pub mod store;
+pub mod transfer;
 pub mod util;
 pub mod web;
 pub mod wire;

@@ -9,7 +9,11 @@ use std::io::Write;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "hubbub", version, about = "Self-hosted real-time group chat, one binary.")]
+#[command(
+    name = "hubbub",
+    version,
+    about = "Self-hosted real-time group chat, one binary."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -19,6 +23,24 @@ struct Cli {
 enum Command {
     /// Serve the chat (the default when no command is given).
     Serve(Box<Settings>),
+    /// Write the whole chat (users, avatars, rooms, members, messages, reactions,
+    /// attachments and their files) as JSON Lines, to stdout or --output.
+    Export {
+        #[command(flatten)]
+        settings: Box<Settings>,
+        /// File to write instead of stdout.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Read an export into an empty database (e.g. moving from SQLite to PostgreSQL),
+    /// from stdin or --input.
+    Import {
+        #[command(flatten)]
+        settings: Box<Settings>,
+        /// File to read instead of stdin.
+        #[arg(long, short)]
+        input: Option<std::path::PathBuf>,
+    },
     /// Administer accounts.
     Admin {
         #[command(flatten)]
@@ -61,7 +83,9 @@ fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("HUBBUB_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -119,17 +143,63 @@ async fn admin(settings: Settings, action: AdminAction) -> anyhow::Result<()> {
             username,
             password,
             admin,
-        } => chat.admin_create_user(&username, &password, admin).await.map(|u| {
-            println!("created {} ({})", u.username, u.id);
-        }),
-        AdminAction::MakeAdmin { username, revoke } => {
-            chat.admin_set_admin(&username, !revoke).await.map(|_| println!("done"))
-        }
-        AdminAction::ResetPassword { username, password } => {
-            chat.admin_reset_password(&username, &password).await.map(|_| println!("done"))
-        }
+        } => chat
+            .admin_create_user(&username, &password, admin)
+            .await
+            .map(|u| {
+                println!("created {} ({})", u.username, u.id);
+            }),
+        AdminAction::MakeAdmin { username, revoke } => chat
+            .admin_set_admin(&username, !revoke)
+            .await
+            .map(|_| println!("done")),
+        AdminAction::ResetPassword { username, password } => chat
+            .admin_reset_password(&username, &password)
+            .await
+            .map(|_| println!("done")),
     };
     result.map_err(|e| anyhow::anyhow!("{}: {}", e.code(), e.client_message()))
+}
+
+async fn export(settings: Settings, output: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let store = open_store(&settings).await?;
+    let counts = match output {
+        Some(path) => {
+            let file = std::fs::File::create(&path)?;
+            let mut w = std::io::BufWriter::new(file);
+            hubbub::transfer::export(store.as_ref(), &settings.data_dir, &mut w).await?
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            hubbub::transfer::export(store.as_ref(), &settings.data_dir, &mut w).await?
+        }
+    };
+    store.close().await;
+    eprintln!("exported {}", serde_json::to_string(&counts)?);
+    Ok(())
+}
+
+async fn import(settings: Settings, input: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let store = open_store(&settings).await?;
+    let counts = match input {
+        Some(path) => {
+            let file = std::fs::File::open(&path)?;
+            hubbub::transfer::import(
+                store.as_ref(),
+                &settings.data_dir,
+                std::io::BufReader::new(file),
+            )
+            .await?
+        }
+        None => {
+            let stdin = std::io::stdin();
+            hubbub::transfer::import(store.as_ref(), &settings.data_dir, stdin.lock()).await?
+        }
+    };
+    store.close().await;
+    eprintln!("imported {}", serde_json::to_string(&counts)?);
+    Ok(())
 }
 
 #[tokio::main]
@@ -139,6 +209,8 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Some(Command::Serve(s)) => serve(*s).await,
         Some(Command::Admin { settings, action }) => admin(*settings, action).await,
+        Some(Command::Export { settings, output }) => export(*settings, output).await,
+        Some(Command::Import { settings, input }) => import(*settings, input).await,
         Some(Command::Bench(args)) => hubbub::bench::run(args).await,
         None => {
             // `hubbub` alone serves with defaults and environment.

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::store::{MemberRecord, MessageRecord, RoomRecord, UserRecord};
+use crate::store::{AttachmentRecord, MemberRecord, MessageRecord, RoomRecord, UserRecord};
 use crate::util::rfc3339;
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -47,7 +47,11 @@ impl User {
 
     /// Adds presence fields: `status`, and `last_seen_at` (null while online or never seen).
     pub fn with_presence(mut self, status: &str, last_seen_ms: Option<i64>) -> User {
-        let seen = if status == "offline" { last_seen_ms.map(rfc3339) } else { None };
+        let seen = if status == "offline" {
+            last_seen_ms.map(rfc3339)
+        } else {
+            None
+        };
         self.status = Some(status.to_string());
         self.last_seen_at = Some(seen);
         self
@@ -122,9 +126,16 @@ impl Room {
         room.last_read_seq = Some(m.last_read_seq);
         room.role = Some(m.role.as_str().to_string());
         room.muted_until = Some(m.muted_until.map(rfc3339));
-        let default_level = if r.kind == crate::store::RoomKind::Dm { "all" } else { "mentions" };
-        room.notification_level =
-            Some(m.notification_level.clone().unwrap_or_else(|| default_level.to_string()));
+        let default_level = if r.kind == crate::store::RoomKind::Dm {
+            "all"
+        } else {
+            "mentions"
+        };
+        room.notification_level = Some(
+            m.notification_level
+                .clone()
+                .unwrap_or_else(|| default_level.to_string()),
+        );
         room
     }
 }
@@ -170,7 +181,35 @@ pub struct Message {
     pub client_id: Option<String>,
 }
 
+impl Attachment {
+    pub fn from_record(a: &AttachmentRecord) -> Attachment {
+        Attachment {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            content_type: a.content_type.clone(),
+            size: a.size,
+            url: format!("/api/v1/attachments/{}", a.id),
+            thumbnail_url: a
+                .thumb_sha256
+                .as_ref()
+                .map(|_| format!("/api/v1/attachments/{}/thumbnail", a.id)),
+            width: a.width,
+            height: a.height,
+        }
+    }
+}
+
 impl Message {
+    /// The message as the given user sees it (`me` set on their reactions).
+    pub fn for_viewer(r: &MessageRecord, viewer: &str) -> Message {
+        let mut m = Message::from_record(r);
+        for (reaction, rec) in m.reactions.iter_mut().zip(&r.reactions) {
+            reaction.me = rec.user_ids.iter().any(|u| u == viewer);
+        }
+        m
+    }
+
+    /// The message as serialized once for everyone (`me` is false).
     pub fn from_record(r: &MessageRecord) -> Message {
         Message {
             id: r.id.clone(),
@@ -178,8 +217,16 @@ impl Message {
             seq: r.seq,
             pos: r.pos,
             author: User::from_record(&r.author),
-            body: if r.deleted { String::new() } else { r.body.clone() },
-            html: if r.deleted { String::new() } else { r.html.clone() },
+            body: if r.deleted {
+                String::new()
+            } else {
+                r.body.clone()
+            },
+            html: if r.deleted {
+                String::new()
+            } else {
+                r.html.clone()
+            },
             created_at: rfc3339(r.created_at),
             edited_at: r.edited_at.map(rfc3339),
             deleted: r.deleted,
@@ -187,8 +234,16 @@ impl Message {
             reply_to: r.reply_to.clone(),
             thread_root: r.thread_root.clone(),
             reply_count: r.reply_count,
-            reactions: Vec::new(),
-            attachments: Vec::new(),
+            reactions: r
+                .reactions
+                .iter()
+                .map(|x| Reaction {
+                    emoji: x.emoji.clone(),
+                    count: x.user_ids.len() as i64,
+                    me: false,
+                })
+                .collect(),
+            attachments: r.attachments.iter().map(Attachment::from_record).collect(),
             mentions: r.mentions.clone(),
             client_id: r.client_id.clone(),
         }
@@ -200,4 +255,13 @@ pub struct Member {
     pub user: User,
     pub role: String,
     pub joined_at: String,
+    /// How far the member has read (for "seen by").
+    pub last_read_seq: i64,
+}
+
+/// A search result: the message and a sanitized snippet with `<mark>` around matches.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResult {
+    pub message: Message,
+    pub snippet: String,
 }

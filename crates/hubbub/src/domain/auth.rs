@@ -2,11 +2,11 @@
 
 use std::sync::LazyLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 use super::error::{Error, OrNotFound, Result};
-use super::{avatar, validate, Chat};
+use super::{Chat, avatar, validate};
 use crate::config::Registration;
 use crate::model::User;
 use crate::store::{NewUser, ProfilePatch, Role, StoreError, UserKind, UserRecord};
@@ -28,9 +28,8 @@ pub struct Session {
 
 /// A hash to verify against when the account does not exist, so that a login for an
 /// unknown user costs the same time as one with a wrong password.
-static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
-    hash_password_now("not-a-real-password").unwrap_or_default()
-});
+static DUMMY_HASH: LazyLock<String> =
+    LazyLock::new(|| hash_password_now("not-a-real-password").unwrap_or_default());
 
 fn hash_password_now(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
@@ -51,7 +50,11 @@ pub async fn hash_password(password: String) -> Result<String> {
 pub async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -62,15 +65,25 @@ impl Chat {
     async fn start_session(&self, user: &UserRecord) -> Result<String> {
         let token = new_token();
         let now = now_ms();
-        let ttl = if user.kind == UserKind::Guest { GUEST_SESSION_MS } else { ACCOUNT_SESSION_MS };
-        self.store.create_session(&hash_token(&token), &user.id, now, now + ttl).await?;
+        let ttl = if user.kind == UserKind::Guest {
+            GUEST_SESSION_MS
+        } else {
+            ACCOUNT_SESSION_MS
+        };
+        self.store
+            .create_session(&hash_token(&token), &user.id, now, now + ttl)
+            .await?;
         Ok(token)
     }
 
     /// Every new account and guest is a member of the default room.
     async fn join_default_room(&self, user: &UserRecord) -> Result<()> {
         if let Some(room) = self.store.default_room().await? {
-            match self.store.add_member(&room.id, &user.id, Role::Member, now_ms()).await {
+            match self
+                .store
+                .add_member(&room.id, &user.id, Role::Member, now_ms())
+                .await
+            {
                 Ok(_) | Err(StoreError::RoomFull) => {}
                 Err(e) => return Err(e.into()),
             }
@@ -91,7 +104,10 @@ impl Chat {
         }
         let username = validate::username("username", username)?;
         let password = validate::password(password)?;
-        let display_name = display_name.map(validate::display_name).transpose()?.flatten();
+        let display_name = display_name
+            .map(validate::display_name)
+            .transpose()?
+            .flatten();
         self.limits.registration(ip)?;
         let hash = hash_password(password).await?;
         let user = self
@@ -140,9 +156,16 @@ impl Chat {
         }
     }
 
-    pub async fn guest(&self, ip: &str, name: &str, avatar: Option<&str>) -> Result<(User, String)> {
+    pub async fn guest(
+        &self,
+        ip: &str,
+        name: &str,
+        avatar: Option<&str>,
+    ) -> Result<(User, String)> {
         if self.settings.no_guests {
-            return Err(Error::forbidden("guest access is switched off on this server"));
+            return Err(Error::forbidden(
+                "guest access is switched off on this server",
+            ));
         }
         let name = validate::username("name", name)?;
         // Everything is checked before anything is stored.
@@ -176,7 +199,10 @@ impl Chat {
         if let Some(p) = image {
             user = self
                 .store
-                .set_avatar(&user.id, Some((p.hash, p.content_type.to_string(), p.bytes)))
+                .set_avatar(
+                    &user.id,
+                    Some((p.hash, p.content_type.to_string(), p.bytes)),
+                )
                 .await?;
         }
         self.join_default_room(&user).await?;
@@ -200,14 +226,21 @@ impl Chat {
         let s = match self.store.session(&token_hash, now).await {
             Ok(s) => s,
             Err(StoreError::NotFound) => {
-                return Err(Error::Unauthorized("not signed in or session expired".into()));
+                return Err(Error::Unauthorized(
+                    "not signed in or session expired".into(),
+                ));
             }
             Err(e) => return Err(e.into()),
         };
         if now - s.last_used_at > TOUCH_EVERY_MS {
-            let ttl =
-                if s.user.kind == UserKind::Guest { GUEST_SESSION_MS } else { ACCOUNT_SESSION_MS };
-            self.store.touch_session(&token_hash, now, now + ttl).await?;
+            let ttl = if s.user.kind == UserKind::Guest {
+                GUEST_SESSION_MS
+            } else {
+                ACCOUNT_SESSION_MS
+            };
+            self.store
+                .touch_session(&token_hash, now, now + ttl)
+                .await?;
         }
         Ok(Session {
             user: s.user,
@@ -240,7 +273,9 @@ impl Chat {
     ) -> Result<User> {
         let patch = ProfilePatch {
             display_name: display_name.map(validate::display_name).transpose()?,
-            bio: bio.map(|b| validate::text("bio", b, 500, true)).transpose()?,
+            bio: bio
+                .map(|b| validate::text("bio", b, 500, true))
+                .transpose()?,
             status_text: status_text
                 .map(|s| validate::text("status_text", s.trim(), 100, false))
                 .transpose()?,
@@ -263,7 +298,10 @@ impl Chat {
         let p = self.process_avatar(bytes).await?;
         let updated = self
             .store
-            .set_avatar(&user.id, Some((p.hash, p.content_type.to_string(), p.bytes)))
+            .set_avatar(
+                &user.id,
+                Some((p.hash, p.content_type.to_string(), p.bytes)),
+            )
             .await?;
         self.broadcast_user(&updated).await?;
         Ok(self.user_with_presence(&updated))
@@ -294,7 +332,12 @@ impl Chat {
 
     // --- administration (CLI) ---
 
-    pub async fn admin_create_user(&self, username: &str, password: &str, admin: bool) -> Result<User> {
+    pub async fn admin_create_user(
+        &self,
+        username: &str,
+        password: &str,
+        admin: bool,
+    ) -> Result<User> {
         let username = validate::username("username", username)?;
         let hash = hash_password(validate::password(password)?).await?;
         let user = self
@@ -320,13 +363,21 @@ impl Chat {
     }
 
     pub async fn admin_set_admin(&self, username: &str, admin: bool) -> Result<()> {
-        let u = self.store.user_by_name(username).await.or_not_found("user")?;
+        let u = self
+            .store
+            .user_by_name(username)
+            .await
+            .or_not_found("user")?;
         self.store.set_admin(&u.id, admin).await?;
         Ok(())
     }
 
     pub async fn admin_reset_password(&self, username: &str, password: &str) -> Result<()> {
-        let u = self.store.user_by_name(username).await.or_not_found("user")?;
+        let u = self
+            .store
+            .user_by_name(username)
+            .await
+            .or_not_found("user")?;
         let hash = hash_password(validate::password(password)?).await?;
         self.store.set_password(&u.id, &hash).await?;
         Ok(())

@@ -34,13 +34,20 @@ pub fn process(bytes: &[u8], max_bytes: usize) -> Result<Processed> {
         .map_err(|_| invalid_image())?;
     match reader.format() {
         Some(ImageFormat::Png | ImageFormat::Jpeg | ImageFormat::Gif | ImageFormat::WebP) => {}
-        _ => return Err(Error::invalid("avatar", "avatar must be a PNG, JPEG, GIF or WebP image")),
+        _ => {
+            return Err(Error::invalid(
+                "avatar",
+                "avatar must be a PNG, JPEG, GIF or WebP image",
+            ));
+        }
     }
     // Look at the declared dimensions before decoding a single pixel: a tiny file can
     // claim a huge canvas (decompression bomb).
     let (w, h) = reader.into_dimensions().map_err(|_| invalid_image())?;
     if u64::from(w) * u64::from(h) > MAX_PIXELS {
-        return Err(Error::TooLarge("avatar is larger than 40 megapixels".into()));
+        return Err(Error::TooLarge(
+            "avatar is larger than 40 megapixels".into(),
+        ));
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
@@ -68,7 +75,9 @@ fn encode(img: DynamicImage) -> Result<Processed> {
         "image/png"
     } else {
         let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 88);
-        img.to_rgb8().write_with_encoder(enc).map_err(|e| Error::Internal(e.into()))?;
+        img.to_rgb8()
+            .write_with_encoder(enc)
+            .map_err(|e| Error::Internal(e.into()))?;
         "image/jpeg"
     };
     let bytes = out.into_inner();
@@ -89,7 +98,10 @@ pub fn decode_data_url(url: &str, max_bytes: usize) -> Result<Vec<u8>> {
         .split_once(',')
         .ok_or_else(|| Error::invalid("avatar", "avatar must be a base64 data: URL"))?;
     if !meta.ends_with(";base64") {
-        return Err(Error::invalid("avatar", "avatar must be a base64 data: URL"));
+        return Err(Error::invalid(
+            "avatar",
+            "avatar must be a base64 data: URL",
+        ));
     }
     // base64 is 4/3 of the bytes: refuse before decoding anything oversized.
     if data.len() / 4 * 3 > max_bytes + 3 {
@@ -112,7 +124,10 @@ pub fn default_version(username: &str) -> String {
 pub fn default_svg(username: &str) -> String {
     let hash = crate::util::content_hash(username.as_bytes());
     let hue = u32::from_str_radix(&hash[..4], 16).unwrap_or(0) % 360;
-    let parts: Vec<&str> = username.split(['.', '_', '-']).filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = username
+        .split(['.', '_', '-'])
+        .filter(|p| !p.is_empty())
+        .collect();
     let initials: String = match parts.as_slice() {
         [a, b, ..] => a.chars().take(1).chain(b.chars().take(1)).collect(),
         [a] => a.chars().take(2).collect(),

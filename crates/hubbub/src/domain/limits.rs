@@ -90,7 +90,10 @@ impl Limits {
             return Ok(());
         }
         for (key, max) in [
-            (format!("u:{}", account.to_lowercase()), LOGIN_FAILS_PER_ACCOUNT),
+            (
+                format!("u:{}", account.to_lowercase()),
+                LOGIN_FAILS_PER_ACCOUNT,
+            ),
             (format!("ip:{ip}"), LOGIN_FAILS_PER_IP),
         ] {
             if let Some(e) = self.login_failures.get(&key) {
@@ -124,7 +127,8 @@ impl Limits {
         self.signups.retain_recent();
         self.registrations.retain_recent();
         let now = crate::util::now_ms();
-        self.login_failures.retain(|_, (start, _)| now < *start + LOGIN_WINDOW_MS);
+        self.login_failures
+            .retain(|_, (start, _)| now < *start + LOGIN_WINDOW_MS);
         self.sends.shrink_to_fit();
     }
 }

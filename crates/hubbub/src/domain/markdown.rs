@@ -9,9 +9,36 @@ use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd, html};
 
 static CLEANER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     let tags: HashSet<&str> = [
-        "a", "b", "strong", "i", "em", "del", "s", "code", "pre", "p", "br", "ul", "ol", "li",
-        "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "table", "thead", "tbody", "tr",
-        "th", "td", "span", "input",
+        "a",
+        "b",
+        "strong",
+        "i",
+        "em",
+        "del",
+        "s",
+        "code",
+        "pre",
+        "p",
+        "br",
+        "ul",
+        "ol",
+        "li",
+        "blockquote",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "span",
+        "input",
     ]
     .into_iter()
     .collect();
@@ -63,9 +90,19 @@ pub fn render_with(body: &str, mentions: &HashMap<String, MentionTarget>) -> Str
                 in_code = in_code.saturating_sub(1);
                 events.push(Event::End(TagEnd::CodeBlock));
             }
-            Event::Start(Tag::Link { link_type, dest_url, title, id }) => {
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => {
                 in_link += 1;
-                events.push(Event::Start(Tag::Link { link_type, dest_url, title, id }));
+                events.push(Event::Start(Tag::Link {
+                    link_type,
+                    dest_url,
+                    title,
+                    id,
+                }));
             }
             Event::End(TagEnd::Link) => {
                 in_link = in_link.saturating_sub(1);
@@ -82,11 +119,17 @@ pub fn render_with(body: &str, mentions: &HashMap<String, MentionTarget>) -> Str
     CLEANER.clean(&out).to_string().trim_end().to_string()
 }
 
-fn split_mentions<'a>(t: CowStr<'a>, mentions: &HashMap<String, MentionTarget>, out: &mut Vec<Event<'a>>) {
+fn split_mentions<'a>(
+    t: CowStr<'a>,
+    mentions: &HashMap<String, MentionTarget>,
+    out: &mut Vec<Event<'a>>,
+) {
     let text: &str = &t;
     let mut last = 0;
     for (start, end, name) in mention_tokens(text) {
-        let Some(target) = mentions.get(&name.to_lowercase()) else { continue };
+        let Some(target) = mentions.get(&name.to_lowercase()) else {
+            continue;
+        };
         if start > last {
             out.push(Event::Text(CowStr::from(text[last..start].to_string())));
         }
@@ -94,7 +137,10 @@ fn split_mentions<'a>(t: CowStr<'a>, mentions: &HashMap<String, MentionTarget>, 
         // the visible name is escaped by the html writer as Text.
         out.push(Event::InlineHtml(CowStr::from(format!(
             "<span class=\"mention\" data-mention=\"{}\">",
-            target.chars().filter(|c| c.is_ascii_alphanumeric()).collect::<String>()
+            target
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect::<String>()
         ))));
         out.push(Event::Text(CowStr::from(text[start..end].to_string())));
         out.push(Event::InlineHtml(CowStr::from("</span>")));
@@ -178,7 +224,10 @@ mod tests {
 
     #[test]
     fn finds_mentions_outside_code() {
-        assert_eq!(mentioned_names("hi @Bob. and @al-ice, mail a@b.c `@carol`"), ["bob", "al-ice"]);
+        assert_eq!(
+            mentioned_names("hi @Bob. and @al-ice, mail a@b.c `@carol`"),
+            ["bob", "al-ice"]
+        );
         assert_eq!(mentioned_names("```\n@dave\n```\n@here"), ["here"]);
         assert!(mentioned_names("@x").is_empty());
     }
@@ -188,7 +237,10 @@ mod tests {
         let mut m = HashMap::new();
         m.insert("bob".to_string(), "u1".to_string());
         let h = render_with("hey @Bob and @nobody <b>", &m);
-        assert!(h.contains(r#"<span class="mention" data-mention="u1">@Bob</span>"#), "{h}");
+        assert!(
+            h.contains(r#"<span class="mention" data-mention="u1">@Bob</span>"#),
+            "{h}"
+        );
         assert!(h.contains("@nobody"));
         assert!(h.contains("&lt;b&gt;"), "{h}");
         let h = render_with("`@bob`", &m);

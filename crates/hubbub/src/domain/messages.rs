@@ -2,7 +2,7 @@
 //! room), edit, delete, history, read state, and the resume snapshot.
 
 use super::error::{Error, OrNotFound, Result};
-use super::{markdown, validate, Chat};
+use super::{Chat, markdown, validate};
 use crate::model::Message;
 use crate::store::{HistoryCursor, Inserted, MessageRecord, NewMessage, Role, UserRecord};
 use crate::util::{new_id, now_ms};
@@ -21,6 +21,9 @@ pub struct SendMessage {
     pub attachment_ids: Vec<String>,
 }
 
+/// Attachments per message at most.
+pub const MAX_ATTACHMENTS: usize = 10;
+
 /// At most this many changed messages per room in a resume reply.
 pub const RESUME_LIMIT: i64 = 1000;
 
@@ -28,16 +31,29 @@ impl Chat {
     /// Stores a message and then fans it out. The reply (this return value) and the
     /// fan-out both happen only after the commit.
     pub async fn send(&self, user: &UserRecord, req: SendMessage) -> Result<Message> {
-        let client_id = req.client_id.as_deref().map(validate::client_id).transpose()?;
-        if !req.attachment_ids.is_empty() {
-            return Err(Error::invalid("attachment_ids", "attachments are not supported yet"));
+        let client_id = req
+            .client_id
+            .as_deref()
+            .map(validate::client_id)
+            .transpose()?;
+        if req.attachment_ids.len() > MAX_ATTACHMENTS {
+            return Err(Error::invalid(
+                "attachment_ids",
+                format!("at most {MAX_ATTACHMENTS} attachments"),
+            ));
         }
-        let body = validate::body(&req.body, self.settings.max_message_chars, false)?;
+        let body = validate::body(
+            &req.body,
+            self.settings.max_message_chars,
+            !req.attachment_ids.is_empty(),
+        )?;
         let (room, member) = self.visible_room(user, &req.room_id).await?;
         let Some(member) = member else {
             return Err(Error::forbidden("you are not a member of this room"));
         };
         Self::check_open(user, &room, &member)?;
+        self.check_attachments(user, &req.attachment_ids, client_id.as_deref())
+            .await?;
         let reply_to = match &req.reply_to {
             Some(id) => Some(self.same_room_message("reply_to", id, &room.id).await?.id),
             None => None,
@@ -51,7 +67,9 @@ impl Chat {
             None => None,
         };
         self.limits.send(&user.id)?;
-        let html = markdown::render(&body);
+        let role = Self::effective_role(user, Some(&member));
+        let mentions = self.resolve_mentions(user, &room, role, &body).await?;
+        let html = markdown::render_with(&body, &mentions.highlight);
         let new = NewMessage {
             id: new_id(),
             room_id: room.id.clone(),
@@ -62,16 +80,21 @@ impl Chat {
             reply_to,
             thread_root,
             client_id,
-            mentions: Vec::new(),
-            attachment_ids: Vec::new(),
+            mentions: mentions.users,
+            attachment_ids: req.attachment_ids.clone(),
         };
         let lock = self.order_lock(&room.id);
         let _order = lock.lock().await;
         let started = std::time::Instant::now();
-        let inserted = self.store.insert_message(new).await?;
+        let inserted = self.store.insert_message(new).await.map_err(|e| match e {
+            crate::store::StoreError::Conflict(_) => {
+                Error::invalid("attachment_ids", "an attachment is no longer available")
+            }
+            other => other.into(),
+        })?;
         metrics::histogram!("hubbub_db_write_seconds").record(started.elapsed().as_secs_f64());
         match inserted {
-            Inserted::Existing(rec) => Ok(Message::from_record(&rec)),
+            Inserted::Existing(rec) => Ok(Message::for_viewer(&rec, &user.id)),
             Inserted::Created {
                 message,
                 thread_root,
@@ -103,16 +126,27 @@ impl Chat {
                 metrics::counter!("hubbub_messages_total").increment(1);
                 drop(_order);
                 self.typing_done(&room.id, &user.id);
+                if let Err(e) = self.notify(&room, &msg).await {
+                    tracing::warn!(room = %room.id, error = ?e, "notifications failed");
+                }
                 tracing::debug!(room = %room.id, seq = msg.seq, "message sent");
                 Ok(msg)
             }
         }
     }
 
-    async fn same_room_message(&self, field: &'static str, id: &str, room_id: &str) -> Result<MessageRecord> {
+    async fn same_room_message(
+        &self,
+        field: &'static str,
+        id: &str,
+        room_id: &str,
+    ) -> Result<MessageRecord> {
         match self.store.message(id).await {
             Ok(m) if m.room_id == room_id && !m.deleted => Ok(m),
-            Ok(_) => Err(Error::invalid(field, format!("{field} must be a message of the same room"))),
+            Ok(_) => Err(Error::invalid(
+                field,
+                format!("{field} must be a message of the same room"),
+            )),
             Err(crate::store::StoreError::NotFound) => {
                 Err(Error::invalid(field, format!("{field} names no message")))
             }
@@ -121,16 +155,23 @@ impl Chat {
     }
 
     /// Loads a message the user may see, with the user's membership of its room.
-    async fn visible_message(
+    pub(crate) async fn visible_message(
         &self,
         user: &UserRecord,
         id: &str,
-    ) -> Result<(MessageRecord, crate::store::RoomRecord, Option<crate::store::MemberRecord>)> {
+    ) -> Result<(
+        MessageRecord,
+        crate::store::RoomRecord,
+        Option<crate::store::MemberRecord>,
+    )> {
         let msg = self.store.message(id).await.or_not_found("message")?;
-        let (room, member) = self.readable_room(user, &msg.room_id).await.map_err(|e| match e {
-            Error::NotFound(_) => Error::not_found("message"),
-            other => other,
-        })?;
+        let (room, member) = self
+            .readable_room(user, &msg.room_id)
+            .await
+            .map_err(|e| match e {
+                Error::NotFound(_) => Error::not_found("message"),
+                other => other,
+            })?;
         Ok((msg, room, member))
     }
 
@@ -148,10 +189,16 @@ impl Chat {
         };
         Self::check_open(user, &room, &member)?;
         self.limits.write(&user.id)?;
-        let html = markdown::render(&body);
+        let role = Self::effective_role(user, Some(&member));
+        let mentions = self.resolve_mentions(user, &room, role, &body).await?;
+        let html = markdown::render_with(&body, &mentions.highlight);
         let lock = self.order_lock(&room.id);
         let _order = lock.lock().await;
-        let rec = self.store.edit_message(id, &body, &html, &[], now_ms()).await.or_not_found("message")?;
+        let rec = self
+            .store
+            .edit_message(id, &body, &html, &mentions.users, now_ms())
+            .await
+            .or_not_found("message")?;
         let m = Message::from_record(&rec);
         self.hub.publish_room(
             &room.id,
@@ -162,7 +209,7 @@ impl Chat {
             }
             .frame(),
         );
-        Ok(m)
+        Ok(Message::for_viewer(&rec, &user.id))
     }
 
     pub async fn delete(&self, user: &UserRecord, id: &str) -> Result<()> {
@@ -178,7 +225,12 @@ impl Chat {
         self.limits.write(&user.id)?;
         let lock = self.order_lock(&room.id);
         let _order = lock.lock().await;
-        let rec = self.store.delete_message(id).await.or_not_found("message")?;
+        let rec = self
+            .store
+            .delete_message(id)
+            .await
+            .or_not_found("message")?;
+        self.remove_files(&msg.attachments).await;
         self.hub.publish_room(
             &room.id,
             &Event::MessageDeleted {
@@ -194,7 +246,7 @@ impl Chat {
 
     pub async fn message(&self, user: &UserRecord, id: &str) -> Result<Message> {
         let (msg, _, _) = self.visible_message(user, id).await?;
-        Ok(Message::from_record(&msg))
+        Ok(Message::for_viewer(&msg, &user.id))
     }
 
     pub async fn history(
@@ -212,7 +264,10 @@ impl Chat {
         };
         let cursor = match (before_seq, after_seq) {
             (Some(_), Some(_)) => {
-                return Err(Error::invalid("before_seq", "give before_seq or after_seq, not both"));
+                return Err(Error::invalid(
+                    "before_seq",
+                    "give before_seq or after_seq, not both",
+                ));
             }
             (Some(b), None) => HistoryCursor::Before(b),
             (None, Some(a)) => HistoryCursor::After(a),
@@ -220,7 +275,7 @@ impl Chat {
         };
         self.readable_room(user, room_id).await?;
         let page = self.store.history(room_id, cursor, limit).await?;
-        Ok((page.messages.iter().map(Message::from_record).collect(), page.has_more))
+        Ok((self.view(user, &page.messages), page.has_more))
     }
 
     pub async fn mark_read(&self, user: &UserRecord, room_id: &str, seq: i64) -> Result<()> {
@@ -260,7 +315,10 @@ impl Chat {
         if member.is_none() {
             return Err(Error::forbidden("you are not a member of this room"));
         }
-        Ok(self.store.changes_since(room_id, after_pos.max(0), RESUME_LIMIT).await?)
+        Ok(self
+            .store
+            .changes_since(room_id, after_pos.max(0), RESUME_LIMIT)
+            .await?)
     }
 }
 
@@ -286,7 +344,11 @@ pub fn gap_filler(store: std::sync::Arc<dyn crate::store::Store>) -> crate::hub:
                         }
                         .frame()
                     } else if m.seq > last_seq {
-                        Event::Message { message: &m, pos: m.pos }.frame()
+                        Event::Message {
+                            message: &m,
+                            pos: m.pos,
+                        }
+                        .frame()
                     } else {
                         Event::MessageUpdated {
                             message: &m,

@@ -5,6 +5,7 @@
 //! store for durable state and to the hub for fan-out, and knows nothing of HTTP,
 //! WebSockets or SQL.
 
+pub mod attachments;
 pub mod auth;
 pub mod avatar;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod limits;
 pub mod markdown;
 pub mod messages;
 pub mod presence;
+pub mod rich;
 pub mod rooms;
 pub mod validate;
 
@@ -23,8 +25,8 @@ pub use error::{Error, OrNotFound, Result};
 
 use crate::cluster::{Cluster, Inbound};
 use crate::config::Settings;
-use crate::hub::Remote;
 use crate::hub::Hub;
+use crate::hub::Remote;
 use crate::model::{Room, User};
 use crate::store::{RoomKind, RoomRecord, Store, UserRecord};
 use crate::wire::Event;
@@ -97,15 +99,20 @@ impl Chat {
         Ok(())
     }
 
-    /// Background upkeep: forgets idle rate-limit keys.
+    /// Background upkeep: forgets idle rate-limit keys, removes unsent uploads.
     pub fn spawn_maintenance(self: &Arc<Self>) {
         let chat = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            let mut n: u64 = 0;
             loop {
                 tick.tick().await;
                 let Some(chat) = chat.upgrade() else { break };
                 chat.limits.cleanup();
+                if n.is_multiple_of(10) {
+                    chat.cleanup_unsent().await;
+                }
+                n += 1;
             }
         });
     }
@@ -115,7 +122,10 @@ impl Chat {
     }
 
     /// Applies what other nodes publish, until the bus closes.
-    pub fn spawn_cluster_inbound(self: &Arc<Self>, mut rx: tokio::sync::mpsc::UnboundedReceiver<Inbound>) {
+    pub fn spawn_cluster_inbound(
+        self: &Arc<Self>,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<Inbound>,
+    ) {
         let chat = self.clone();
         tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
@@ -140,7 +150,10 @@ impl Chat {
     }
 
     fn order_lock(&self, room_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.room_order.entry(room_id.to_string()).or_default().clone()
+        self.room_order
+            .entry(room_id.to_string())
+            .or_default()
+            .clone()
     }
 
     /// A user as others see them, with presence.
@@ -175,7 +188,13 @@ impl Chat {
 
     /// Room ids a user belongs to, for subscribing a new connection.
     pub async fn room_ids(&self, user_id: &str) -> Result<Vec<String>> {
-        Ok(self.store.joined_rooms(user_id).await?.into_iter().map(|j| j.room.id).collect())
+        Ok(self
+            .store
+            .joined_rooms(user_id)
+            .await?
+            .into_iter()
+            .map(|j| j.room.id)
+            .collect())
     }
 
     /// Tells everyone who shares a room with the user about their new profile.
@@ -185,7 +204,8 @@ impl Chat {
             user: &self.user_with_presence(user),
         }
         .frame();
-        self.hub.publish_rooms_once(rooms.iter().map(String::as_str), &frame);
+        self.hub
+            .publish_rooms_once(rooms.iter().map(String::as_str), &frame);
         self.hub.publish_user(&user.id, &frame);
         Ok(())
     }

@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use dashmap::DashMap;
 
-use super::error::{Error, Result};
 use super::Chat;
+use super::error::{Error, Result};
+use crate::hub::Remote;
 use crate::store::UserRecord;
 use crate::util::{now_ms, rfc3339};
-use crate::hub::Remote;
 use crate::wire::Event;
 
 pub const TYPING_TTL: Duration = Duration::from_secs(6);
@@ -162,7 +162,9 @@ impl Chat {
     /// Cluster mode: (re)load who is online anywhere, and re-record our own users
     /// (Redis may have restarted empty).
     pub(crate) async fn resync_presence(&self) {
-        let Some(cluster) = self.cluster() else { return };
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
         for (user, count) in self.hub.local_users() {
             if let Err(e) = cluster.hold(&user, count).await {
                 tracing::warn!(error = %e, "cannot re-record presence");
@@ -185,13 +187,25 @@ impl Chat {
             "online" => "online",
             "away" => "away",
             "dnd" => "dnd",
-            _ => return Err(Error::invalid("status", "status must be online, away or dnd")),
+            _ => {
+                return Err(Error::invalid(
+                    "status",
+                    "status must be online, away or dnd",
+                ));
+            }
         };
         self.limits.write(&user.id)?;
-        let changed = self.presence.view.get(&user.id).is_some_and(|v| v.online && v.status != status);
+        let changed = self
+            .presence
+            .view
+            .get(&user.id)
+            .is_some_and(|v| v.online && v.status != status);
         if changed {
             if let Some(cluster) = self.cluster() {
-                cluster.set_status(&user.id, status).await.map_err(Error::Internal)?;
+                cluster
+                    .set_status(&user.id, status)
+                    .await
+                    .map_err(Error::Internal)?;
             }
             self.announce(&user.id, status, None).await;
         }
@@ -220,13 +234,21 @@ impl Chat {
             last_seen_at: seen.as_deref(),
         }
         .frame();
-        let small = rooms.iter().filter(|j| self.is_small(&j.room)).map(|j| j.room.id.as_str());
+        let small = rooms
+            .iter()
+            .filter(|j| self.is_small(&j.room))
+            .map(|j| j.room.id.as_str());
         self.hub.publish_rooms_once(small, &frame);
         tracing::debug!(user = %user_id, status, "presence");
     }
 
     /// `typing active|inactive` from a member.
-    pub async fn typing(self: &Arc<Self>, user: &UserRecord, room_id: &str, active: bool) -> Result<()> {
+    pub async fn typing(
+        self: &Arc<Self>,
+        user: &UserRecord,
+        room_id: &str,
+        active: bool,
+    ) -> Result<()> {
         let (_, member) = self.visible_room(user, room_id).await?;
         if member.is_none() {
             return Err(Error::forbidden("you are not a member of this room"));
@@ -285,7 +307,12 @@ impl Chat {
 
     /// The user sent a message: they are no longer typing, on any node.
     pub(crate) fn typing_done(&self, room_id: &str, user_id: &str) {
-        if self.typing.rooms.get(room_id).is_some_and(|l| l.iter().any(|(u, _)| u == user_id)) {
+        if self
+            .typing
+            .rooms
+            .get(room_id)
+            .is_some_and(|l| l.iter().any(|(u, _)| u == user_id))
+        {
             self.hub.send_remote(Remote::Typing {
                 room: Arc::from(room_id),
                 user: Arc::from(user_id),

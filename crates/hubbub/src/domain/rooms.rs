@@ -2,11 +2,10 @@
 //! time boxes, roles.
 
 use super::error::{Error, OrNotFound, Result};
-use super::{auth, validate, Chat};
+use super::{Chat, auth, validate};
 use crate::model::{Member, Room};
 use crate::store::{
-    MemberRecord, NewRoom, Role, RoomKind, RoomPatch, RoomRecord, StoreError, UserKind,
-    UserRecord,
+    MemberRecord, NewRoom, Role, RoomKind, RoomPatch, RoomRecord, StoreError, UserKind, UserRecord,
 };
 use crate::util::{new_id, now_ms, parse_rfc3339};
 use crate::wire::Event;
@@ -53,19 +52,26 @@ mod double_option {
 }
 
 fn parse_time(field: &'static str, s: &str) -> Result<i64> {
-    parse_rfc3339(s).ok_or_else(|| Error::invalid(field, format!("{field} must be an RFC 3339 time")))
+    parse_rfc3339(s)
+        .ok_or_else(|| Error::invalid(field, format!("{field} must be an RFC 3339 time")))
 }
 
 fn room_password(p: &str) -> Result<String> {
     if p.is_empty() || p.chars().count() > 128 {
-        return Err(Error::invalid("password", "room password must be 1 to 128 characters"));
+        return Err(Error::invalid(
+            "password",
+            "room password must be 1 to 128 characters",
+        ));
     }
     Ok(p.to_string())
 }
 
 fn member_limit(n: i64) -> Result<i64> {
     if !(1..=1_000_000).contains(&n) {
-        return Err(Error::invalid("member_limit", "member_limit must be between 1 and 1000000"));
+        return Err(Error::invalid(
+            "member_limit",
+            "member_limit must be between 1 and 1000000",
+        ));
     }
     Ok(n)
 }
@@ -81,7 +87,11 @@ fn check_window(starts_at: Option<i64>, ends_at: Option<i64>) -> Result<()> {
 
 impl Chat {
     /// The caller's membership, if any. Server admins act as owners everywhere.
-    pub(crate) async fn member_of(&self, room_id: &str, user_id: &str) -> Result<Option<MemberRecord>> {
+    pub(crate) async fn member_of(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> Result<Option<MemberRecord>> {
         match self.store.membership(room_id, user_id).await {
             Ok(m) => Ok(Some(m)),
             Err(StoreError::NotFound) => Ok(None),
@@ -126,7 +136,11 @@ impl Chat {
     }
 
     /// The room must be open for posting by this member (time boxes).
-    pub(crate) fn check_open(user: &UserRecord, room: &RoomRecord, member: &MemberRecord) -> Result<()> {
+    pub(crate) fn check_open(
+        user: &UserRecord,
+        room: &RoomRecord,
+        member: &MemberRecord,
+    ) -> Result<()> {
         let privileged = user.is_admin || matches!(member.role, Role::Owner | Role::Admin);
         if privileged {
             return Ok(());
@@ -150,12 +164,30 @@ impl Chat {
         let kind = match req.kind.as_deref().unwrap_or("public") {
             "public" => RoomKind::Public,
             "private" => RoomKind::Private,
-            "dm" => return Err(Error::invalid("kind", "use POST /api/v1/dms for direct messages")),
+            "dm" => {
+                return Err(Error::invalid(
+                    "kind",
+                    "use POST /api/v1/dms for direct messages",
+                ));
+            }
             _ => return Err(Error::invalid("kind", "kind must be public or private")),
         };
-        let password = req.password.as_deref().filter(|p| !p.is_empty()).map(room_password).transpose()?;
-        let starts_at = req.starts_at.as_deref().map(|s| parse_time("starts_at", s)).transpose()?;
-        let ends_at = req.ends_at.as_deref().map(|s| parse_time("ends_at", s)).transpose()?;
+        let password = req
+            .password
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .map(room_password)
+            .transpose()?;
+        let starts_at = req
+            .starts_at
+            .as_deref()
+            .map(|s| parse_time("starts_at", s))
+            .transpose()?;
+        let ends_at = req
+            .ends_at
+            .as_deref()
+            .map(|s| parse_time("ends_at", s))
+            .transpose()?;
         check_window(starts_at, ends_at)?;
         let limit = req.member_limit.map(member_limit).transpose()?;
         self.limits.write(&user.id)?;
@@ -186,7 +218,8 @@ impl Chat {
         let member = self.store.membership(&room.id, &user.id).await?;
         self.hub.subscribe_user(&user.id, &room.id);
         let view = Room::for_member(&room, &member, 0, 0);
-        self.hub.publish_user(&user.id, &Event::RoomUpdated { room: &view }.frame());
+        self.hub
+            .publish_user(&user.id, &Event::RoomUpdated { room: &view }.frame());
         tracing::info!(room = %room.id, user = %user.id, "room created");
         Ok(view)
     }
@@ -225,7 +258,9 @@ impl Chat {
                     .into_iter()
                     .find(|j| j.room.id == room.id);
                 match j {
-                    Some(j) => Room::for_member(&j.room, &j.member, j.unread_count, j.mention_count),
+                    Some(j) => {
+                        Room::for_member(&j.room, &j.member, j.unread_count, j.mention_count)
+                    }
                     None => Room::from_record(room),
                 }
             }
@@ -233,7 +268,12 @@ impl Chat {
         })
     }
 
-    pub async fn update_room(&self, user: &UserRecord, room_id: &str, req: UpdateRoom) -> Result<Room> {
+    pub async fn update_room(
+        &self,
+        user: &UserRecord,
+        room_id: &str,
+        req: UpdateRoom,
+    ) -> Result<Room> {
         let (room, member) = self.visible_room(user, room_id).await?;
         let role = Self::effective_role(user, member.as_ref());
         if role.is_none_or(|r| r.rank() < Role::Admin.rank()) {
@@ -246,7 +286,11 @@ impl Chat {
             ..Default::default()
         };
         if let Some(t) = &req.starts_at {
-            patch.starts_at = Some(t.as_deref().map(|s| parse_time("starts_at", s)).transpose()?);
+            patch.starts_at = Some(
+                t.as_deref()
+                    .map(|s| parse_time("starts_at", s))
+                    .transpose()?,
+            );
         }
         if let Some(t) = &req.ends_at {
             patch.ends_at = Some(t.as_deref().map(|s| parse_time("ends_at", s)).transpose()?);
@@ -267,7 +311,8 @@ impl Chat {
         self.limits.write(&user.id)?;
         let updated = self.store.update_room(room_id, patch).await?;
         let view = Room::from_record(&updated);
-        self.hub.publish_room(room_id, &Event::RoomUpdated { room: &view }.frame());
+        self.hub
+            .publish_room(room_id, &Event::RoomUpdated { room: &view }.frame());
         self.room_view(&updated, member.as_ref()).await
     }
 
@@ -291,7 +336,12 @@ impl Chat {
         Ok(())
     }
 
-    pub async fn join_room(&self, user: &UserRecord, room_id: &str, password: Option<&str>) -> Result<Room> {
+    pub async fn join_room(
+        &self,
+        user: &UserRecord,
+        room_id: &str,
+        password: Option<&str>,
+    ) -> Result<Room> {
         let (room, member) = self.visible_room(user, room_id).await?;
         if let Some(m) = member {
             return self.room_view(&room, Some(&m)).await;
@@ -309,7 +359,9 @@ impl Chat {
                 return Err(Error::forbidden("wrong or missing room password"));
             }
         }
-        self.store.add_member(room_id, &user.id, Role::Member, now_ms()).await?;
+        self.store
+            .add_member(room_id, &user.id, Role::Member, now_ms())
+            .await?;
         self.after_join(room_id, user).await?;
         let member = self.store.membership(room_id, &user.id).await?;
         let room = self.store.room(room_id).await?;
@@ -323,10 +375,18 @@ impl Chat {
         let member = self.store.membership(room_id, &user.id).await?;
         self.hub.subscribe_user(&user.id, room_id);
         let view = self.room_view(&room, Some(&member)).await?;
-        self.hub.publish_user(&user.id, &Event::RoomUpdated { room: &view }.frame());
+        self.hub
+            .publish_user(&user.id, &Event::RoomUpdated { room: &view }.frame());
         if self.is_small(&room) {
             let who = self.user_with_presence(user);
-            self.hub.publish_room(room_id, &Event::MemberJoined { room_id, user: &who }.frame());
+            self.hub.publish_room(
+                room_id,
+                &Event::MemberJoined {
+                    room_id,
+                    user: &who,
+                }
+                .frame(),
+            );
         }
         Ok(())
     }
@@ -347,7 +407,14 @@ impl Chat {
         self.hub.unsubscribe_user(&user.id, room_id);
         if self.is_small(&room) {
             let who = self.user_with_presence(user);
-            self.hub.publish_room(room_id, &Event::MemberLeft { room_id, user: &who }.frame());
+            self.hub.publish_room(
+                room_id,
+                &Event::MemberLeft {
+                    room_id,
+                    user: &who,
+                }
+                .frame(),
+            );
         }
         Ok(())
     }
@@ -369,7 +436,11 @@ impl Chat {
             return Err(Error::forbidden("guests are not allowed in this room"));
         }
         self.limits.write(&user.id)?;
-        if self.store.add_member(room_id, &target.id, Role::Member, now_ms()).await? {
+        if self
+            .store
+            .add_member(room_id, &target.id, Role::Member, now_ms())
+            .await?
+        {
             self.after_join(room_id, &target).await?;
         }
         Ok(())
@@ -392,7 +463,10 @@ impl Chat {
         let mut cursor = after.map(str::to_string);
         // With `online=true` keep paging until the page is full or the list ends.
         loop {
-            let page = self.store.members(room_id, cursor.as_deref(), limit).await?;
+            let page = self
+                .store
+                .members(room_id, cursor.as_deref(), limit)
+                .await?;
             let n = page.len() as i64;
             for e in &page {
                 let u = self.user_with_presence(&e.user);
@@ -403,6 +477,7 @@ impl Chat {
                     user: u,
                     role: e.member.role.as_str().to_string(),
                     joined_at: crate::util::rfc3339(e.member.joined_at),
+                    last_read_seq: e.member.last_read_seq,
                 });
                 if out.len() as i64 >= limit {
                     return Ok(out);

@@ -7,9 +7,15 @@ use super::error::{Error, Result};
 pub fn username(field: &'static str, s: &str) -> Result<String> {
     let n = s.chars().count();
     if !(2..=32).contains(&n) {
-        return Err(Error::invalid(field, format!("{field} must be 2 to 32 characters")));
+        return Err(Error::invalid(
+            field,
+            format!("{field} must be 2 to 32 characters"),
+        ));
     }
-    if !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
         return Err(Error::invalid(
             field,
             format!("{field} may contain only letters, digits, '_', '.' and '-'"),
@@ -20,10 +26,16 @@ pub fn username(field: &'static str, s: &str) -> Result<String> {
 
 pub fn password(s: &str) -> Result<String> {
     if s.chars().count() < 8 {
-        return Err(Error::invalid("password", "password must be at least 8 characters"));
+        return Err(Error::invalid(
+            "password",
+            "password must be at least 8 characters",
+        ));
     }
     if s.len() > 1024 {
-        return Err(Error::invalid("password", "password must be at most 1024 bytes"));
+        return Err(Error::invalid(
+            "password",
+            "password must be at most 1024 bytes",
+        ));
     }
     Ok(s.to_string())
 }
@@ -32,10 +44,18 @@ pub fn password(s: &str) -> Result<String> {
 /// newlines and tabs are refused.
 pub fn text(field: &'static str, s: &str, max: usize, multiline: bool) -> Result<String> {
     if s.chars().count() > max {
-        return Err(Error::invalid(field, format!("{field} must be at most {max} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("{field} must be at most {max} characters"),
+        ));
     }
-    if s.chars().any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t' || c == '\r'))) {
-        return Err(Error::invalid(field, format!("{field} contains control characters")));
+    if s.chars()
+        .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\t' || c == '\r')))
+    {
+        return Err(Error::invalid(
+            field,
+            format!("{field} contains control characters"),
+        ));
     }
     Ok(s.to_string())
 }
@@ -62,12 +82,17 @@ pub fn topic(s: &str) -> Result<String> {
 /// A message body: not empty after trimming (unless attachments), ≤ max code points.
 pub fn body(s: &str, max: usize, has_attachments: bool) -> Result<String> {
     if s.chars().count() > max {
-        return Err(Error::invalid("body", format!("body must be at most {max} characters")));
+        return Err(Error::invalid(
+            "body",
+            format!("body must be at most {max} characters"),
+        ));
     }
     if s.trim().is_empty() && !has_attachments {
         return Err(Error::invalid("body", "body must not be empty"));
     }
-    if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+    if s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r'))
+    {
         return Err(Error::invalid("body", "body contains control characters"));
     }
     Ok(s.to_string())
@@ -75,7 +100,10 @@ pub fn body(s: &str, max: usize, has_attachments: bool) -> Result<String> {
 
 pub fn client_id(s: &str) -> Result<String> {
     if s.is_empty() || s.chars().count() > 64 {
-        return Err(Error::invalid("client_id", "client_id must be 1 to 64 characters"));
+        return Err(Error::invalid(
+            "client_id",
+            "client_id must be 1 to 64 characters",
+        ));
     }
     Ok(s.to_string())
 }
@@ -102,7 +130,10 @@ pub fn emoji(s: &str) -> Result<String> {
 /// so no query can be a syntax error for the full-text engine.
 pub fn search_terms(q: &str) -> Result<Vec<String>> {
     if q.chars().count() > 256 {
-        return Err(Error::invalid("q", "search text must be at most 256 characters"));
+        return Err(Error::invalid(
+            "q",
+            "search text must be at most 256 characters",
+        ));
     }
     Ok(q.split(|c: char| !(c.is_alphanumeric() || c == '_'))
         .filter(|t| !t.is_empty())
@@ -160,7 +191,10 @@ mod tests {
 
     #[test]
     fn search_terms_are_plain() {
-        assert_eq!(search_terms("Hello, \"world\" AND (x* OR").unwrap(), ["hello", "world", "and", "x", "or"]);
+        assert_eq!(
+            search_terms("Hello, \"world\" AND (x* OR").unwrap(),
+            ["hello", "world", "and", "x", "or"]
+        );
         assert!(search_terms("\"*)(:^").unwrap().is_empty());
     }
 }

@@ -50,7 +50,10 @@ enum Flow {
 }
 
 fn within_minute(q: &mut VecDeque<Instant>, now: Instant) -> usize {
-    while q.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
+    while q
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+    {
         q.pop_front();
     }
     q.push_back(now);
@@ -212,7 +215,9 @@ impl Conn {
         let text = match msg {
             WsMessage::Text(t) => t,
             WsMessage::Binary(_) => {
-                return self.malformed(socket, None, "binary frames are not supported").await;
+                return self
+                    .malformed(socket, None, "binary frames are not supported")
+                    .await;
             }
             WsMessage::Close(_) => return Flow::Close(1000, "bye"),
             WsMessage::Ping(_) | WsMessage::Pong(_) => return Flow::Continue,
@@ -295,13 +300,20 @@ impl Conn {
                     .await?;
                 to_value(&m)
             }
-            ClientFrame::Edit { message_id, body } => to_value(&chat.edit(user, &message_id, &body).await?),
+            ClientFrame::Edit { message_id, body } => {
+                to_value(&chat.edit(user, &message_id, &body).await?)
+            }
             ClientFrame::Delete { message_id } => {
                 chat.delete(user, &message_id).await?;
                 Ok(Value::Null)
             }
-            ClientFrame::React { .. } => {
-                Err(Error::invalid("type", "reactions are not supported yet"))
+            ClientFrame::React {
+                message_id,
+                emoji,
+                add,
+            } => {
+                chat.react(user, &message_id, &emoji, add).await?;
+                Ok(Value::Null)
             }
             ClientFrame::Typing { room_id, active } => {
                 chat.typing(user, &room_id, active).await?;
@@ -316,7 +328,9 @@ impl Conn {
                 before_seq,
                 limit,
             } => {
-                let (messages, has_more) = chat.history(user, &room_id, before_seq, None, limit).await?;
+                let (messages, has_more) = chat
+                    .history(user, &room_id, before_seq, None, limit)
+                    .await?;
                 Ok(json!({"messages": messages, "has_more": has_more}))
             }
             ClientFrame::Resume { rooms } => self.resume(rooms).await,
@@ -331,7 +345,9 @@ impl Conn {
                 chat.set_presence(user, &status).await?;
                 Ok(Value::Null)
             }
-            ClientFrame::Ping {} => Ok(json!({"server_time": crate::util::rfc3339(crate::util::now_ms())})),
+            ClientFrame::Ping {} => {
+                Ok(json!({"server_time": crate::util::rfc3339(crate::util::now_ms())}))
+            }
         }
     }
 
@@ -355,7 +371,7 @@ impl Conn {
                 .messages
                 .iter()
                 .filter(|m| !sent.is_some_and(|(first, last)| m.pos >= first && m.pos <= last))
-                .map(Message::from_record)
+                .map(|m| Message::for_viewer(m, &self.session.user.id))
                 .collect();
             let covered = self.covered.entry(key).or_insert(0);
             *covered = (*covered).max(changes.pos);

@@ -32,7 +32,12 @@ pub struct GuestBody {
 }
 
 fn is_https(state: &AppState, headers: &HeaderMap) -> bool {
-    state.chat.settings.public_url.as_deref().is_some_and(|u| u.starts_with("https://"))
+    state
+        .chat
+        .settings
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
         || headers
             .get("x-forwarded-proto")
             .and_then(|v| v.to_str().ok())
@@ -41,7 +46,11 @@ fn is_https(state: &AppState, headers: &HeaderMap) -> bool {
 
 /// `{user, token}` plus the session cookie.
 fn session_response(state: &AppState, headers: &HeaderMap, user: User, token: String) -> Response {
-    let secure = if is_https(state, headers) { "; Secure" } else { "" };
+    let secure = if is_https(state, headers) {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
         "{COOKIE}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
         30 * 24 * 3600
@@ -114,15 +123,25 @@ pub async fn patch_me(
 ) -> ApiResult<axum::Json<User>> {
     let u = state
         .chat
-        .update_profile(&s.user, b.display_name.as_deref(), b.bio.as_deref(), b.status_text.as_deref())
+        .update_profile(
+            &s.user,
+            b.display_name.as_deref(),
+            b.bio.as_deref(),
+            b.status_text.as_deref(),
+        )
         .await?;
     Ok(axum::Json(u))
 }
 
 /// `PUT /me/avatar`: the image as the raw body, or multipart with the field `file`.
-pub async fn put_avatar(State(state): State<AppState>, Auth(s): Auth, req: Request) -> ApiResult<axum::Json<User>> {
+pub async fn put_avatar(
+    State(state): State<AppState>,
+    Auth(s): Auth,
+    req: Request,
+) -> ApiResult<axum::Json<User>> {
     let max = state.chat.settings.max_avatar_bytes;
-    let too_large = || Error::TooLarge(format!("avatar is larger than {} MiB", max / (1024 * 1024)));
+    let too_large =
+        || Error::TooLarge(format!("avatar is larger than {} MiB", max / (1024 * 1024)));
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -134,11 +153,19 @@ pub async fn put_avatar(State(state): State<AppState>, Auth(s): Auth, req: Reque
             .map_err(|_| Error::invalid("file", "malformed multipart body"))?;
         let mut found = None;
         while let Some(field) = mp.next_field().await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE { too_large() } else { Error::invalid("file", "malformed multipart body") }
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                Error::invalid("file", "malformed multipart body")
+            }
         })? {
             if field.name() == Some("file") {
                 let data = field.bytes().await.map_err(|e| {
-                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE { too_large() } else { Error::invalid("file", "malformed multipart body") }
+                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        too_large()
+                    } else {
+                        Error::invalid("file", "malformed multipart body")
+                    }
                 })?;
                 found = Some(data.to_vec());
                 break;
@@ -149,7 +176,11 @@ pub async fn put_avatar(State(state): State<AppState>, Auth(s): Auth, req: Reque
         axum::body::Bytes::from_request(req, &state)
             .await
             .map_err(|e| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE { too_large() } else { Error::invalid("avatar", "cannot read body") }
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large()
+                } else {
+                    Error::invalid("avatar", "cannot read body")
+                }
             })?
             .to_vec()
     };
@@ -159,7 +190,10 @@ pub async fn put_avatar(State(state): State<AppState>, Auth(s): Auth, req: Reque
     Ok(axum::Json(state.chat.set_avatar(&s.user, bytes).await?))
 }
 
-pub async fn delete_avatar(State(state): State<AppState>, Auth(s): Auth) -> ApiResult<axum::Json<User>> {
+pub async fn delete_avatar(
+    State(state): State<AppState>,
+    Auth(s): Auth,
+) -> ApiResult<axum::Json<User>> {
     Ok(axum::Json(state.chat.reset_avatar(&s.user).await?))
 }
 
@@ -179,7 +213,11 @@ pub async fn search_users(
     Ok(axum::Json(json!({ "users": users })))
 }
 
-pub async fn user(State(state): State<AppState>, Auth(_): Auth, Path(id): Path<String>) -> ApiResult<axum::Json<User>> {
+pub async fn user(
+    State(state): State<AppState>,
+    Auth(_): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<User>> {
     Ok(axum::Json(state.chat.user(&id).await?))
 }
 

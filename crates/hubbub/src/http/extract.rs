@@ -38,7 +38,9 @@ pub fn cookie_token(headers: &HeaderMap) -> Option<String> {
 pub fn bearer_token(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
 }
 
 /// True when the request has no `Origin` or comes from this server's own origin
@@ -53,7 +55,10 @@ pub fn same_origin(headers: &HeaderMap, public_url: Option<&str>) -> bool {
     if public_url.is_some_and(|p| p.trim_end_matches('/').eq_ignore_ascii_case(origin)) {
         return true;
     }
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     let rest = origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"));
@@ -67,7 +72,10 @@ pub struct Auth(pub Session);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let (token, source) = match bearer_token(&parts.headers) {
             Some(t) => (t, TokenSource::Bearer),
             None => match cookie_token(&parts.headers) {
@@ -110,16 +118,18 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                Error::TooLarge("request body is too large".into())
-            } else {
-                Error::Invalid {
-                    field: None,
-                    message: "cannot read request body".into(),
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    Error::TooLarge("request body is too large".into())
+                } else {
+                    Error::Invalid {
+                        field: None,
+                        message: "cannot read request body".into(),
+                    }
                 }
-            }
-        })?;
+            })?;
         parse_json(&bytes).map(Json).map_err(ApiError)
     }
 }
@@ -162,13 +172,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
         let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(q));
-        serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
-            let field = e.path().to_string();
-            ApiError(Error::Invalid {
-                field: Some(if field == "." { "query".into() } else { field.into() }),
-                message: format!("invalid query string: {}", e.into_inner()),
+        serde_path_to_error::deserialize(de)
+            .map(Query)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                ApiError(Error::Invalid {
+                    field: Some(if field == "." {
+                        "query".into()
+                    } else {
+                        field.into()
+                    }),
+                    message: format!("invalid query string: {}", e.into_inner()),
+                })
             })
-        })
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod error;
 pub mod extract;
+pub mod rich;
 pub mod rooms;
 
 use std::sync::Arc;
@@ -34,28 +35,58 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.chat.settings.max_avatar_bytes * 4 / 3 + 64 * 1024;
+    let upload_limit = state.chat.settings.max_attachment_bytes + 256 * 1024;
     let api = Router::new()
         .route("/auth/register", post(accounts::register))
         .route("/auth/login", post(accounts::login))
         .route("/auth/guest", post(accounts::guest))
         .route("/auth/logout", post(accounts::logout))
         .route("/me", get(accounts::me).patch(accounts::patch_me))
-        .route("/me/avatar", put(accounts::put_avatar).delete(accounts::delete_avatar))
+        .route(
+            "/me/avatar",
+            put(accounts::put_avatar).delete(accounts::delete_avatar),
+        )
         .route("/users", get(accounts::search_users))
         .route("/users/{id}", get(accounts::user))
         .route("/avatars/{id}", get(accounts::avatar))
         .route("/rooms", get(rooms::list).post(rooms::create))
-        .route("/rooms/{id}", get(rooms::get).patch(rooms::update).delete(rooms::delete))
+        .route(
+            "/rooms/{id}",
+            get(rooms::get).patch(rooms::update).delete(rooms::delete),
+        )
         .route("/rooms/{id}/join", post(rooms::join))
         .route("/rooms/{id}/leave", post(rooms::leave))
         .route("/rooms/{id}/members", get(rooms::members))
         .route("/rooms/{id}/invites", post(rooms::invite))
-        .route("/rooms/{id}/messages", get(rooms::history).post(rooms::send))
+        .route(
+            "/rooms/{id}/messages",
+            get(rooms::history).post(rooms::send),
+        )
         .route("/rooms/{id}/read", post(rooms::read))
+        .route("/rooms/{id}/pins", get(rich::pins))
+        .route("/rooms/{id}/notifications", put(rich::notifications))
         .route(
             "/messages/{id}",
-            get(rooms::message).patch(rooms::edit).delete(rooms::delete_message),
+            get(rooms::message)
+                .patch(rooms::edit)
+                .delete(rooms::delete_message),
         )
+        .route(
+            "/messages/{id}/reactions/{emoji}",
+            put(rich::react).delete(rich::unreact),
+        )
+        .route("/messages/{id}/reactions", get(rich::reactions))
+        .route("/messages/{id}/pin", put(rich::pin).delete(rich::unpin))
+        .route("/messages/{id}/thread", get(rich::thread))
+        .route("/dms", post(rich::dm))
+        .route("/search", get(rich::search))
+        .route(
+            "/uploads",
+            post(rich::upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/attachments/{id}", get(rich::attachment))
+        .route("/attachments/{id}/thumbnail", get(rich::thumbnail))
+        .route("/emoji", get(rich::emoji))
         .route("/ws", get(ws))
         .route("/openapi.json", get(openapi))
         .fallback(api_not_found)

@@ -15,14 +15,24 @@ use crate::model::{Message, Room};
 type JsonResult<T> = ApiResult<axum::Json<T>>;
 
 pub async fn list(State(state): State<AppState>, Auth(s): Auth) -> JsonResult<Value> {
-    Ok(axum::Json(json!({ "rooms": state.chat.rooms_for(&s.user).await? })))
+    Ok(axum::Json(
+        json!({ "rooms": state.chat.rooms_for(&s.user).await? }),
+    ))
 }
 
-pub async fn create(State(state): State<AppState>, Auth(s): Auth, Json(b): Json<CreateRoom>) -> JsonResult<Room> {
+pub async fn create(
+    State(state): State<AppState>,
+    Auth(s): Auth,
+    Json(b): Json<CreateRoom>,
+) -> JsonResult<Room> {
     Ok(axum::Json(state.chat.create_room(&s.user, b).await?))
 }
 
-pub async fn get(State(state): State<AppState>, Auth(s): Auth, Path(id): Path<String>) -> JsonResult<Room> {
+pub async fn get(
+    State(state): State<AppState>,
+    Auth(s): Auth,
+    Path(id): Path<String>,
+) -> JsonResult<Room> {
     Ok(axum::Json(state.chat.room(&s.user, &id).await?))
 }
 
@@ -35,7 +45,11 @@ pub async fn update(
     Ok(axum::Json(state.chat.update_room(&s.user, &id, b).await?))
 }
 
-pub async fn delete(State(state): State<AppState>, Auth(s): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Auth(s): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     state.chat.delete_room(&s.user, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -52,11 +66,24 @@ pub async fn join(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> JsonResult<Room> {
-    let b: JoinBody = if body.is_empty() { JoinBody::default() } else { super::extract::parse_json(&body)? };
-    Ok(axum::Json(state.chat.join_room(&s.user, &id, b.password.as_deref()).await?))
+    let b: JoinBody = if body.is_empty() {
+        JoinBody::default()
+    } else {
+        super::extract::parse_json(&body)?
+    };
+    Ok(axum::Json(
+        state
+            .chat
+            .join_room(&s.user, &id, b.password.as_deref())
+            .await?,
+    ))
 }
 
-pub async fn leave(State(state): State<AppState>, Auth(s): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn leave(
+    State(state): State<AppState>,
+    Auth(s): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     state.chat.leave_room(&s.user, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -76,7 +103,13 @@ pub async fn members(
 ) -> JsonResult<Value> {
     let members = state
         .chat
-        .members(&s.user, &id, q.online.unwrap_or(false), q.after.as_deref(), q.limit)
+        .members(
+            &s.user,
+            &id,
+            q.online.unwrap_or(false),
+            q.after.as_deref(),
+            q.limit,
+        )
         .await?;
     Ok(axum::Json(json!({ "members": members })))
 }
@@ -109,8 +142,13 @@ pub async fn history(
     Path(id): Path<String>,
     Query(q): Query<HistoryQuery>,
 ) -> JsonResult<Value> {
-    let (messages, has_more) = state.chat.history(&s.user, &id, q.before_seq, q.after_seq, q.limit).await?;
-    Ok(axum::Json(json!({ "messages": messages, "has_more": has_more })))
+    let (messages, has_more) = state
+        .chat
+        .history(&s.user, &id, q.before_seq, q.after_seq, q.limit)
+        .await?;
+    Ok(axum::Json(
+        json!({ "messages": messages, "has_more": has_more }),
+    ))
 }
 
 pub async fn send(
@@ -138,7 +176,11 @@ pub async fn read(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn message(State(state): State<AppState>, Auth(s): Auth, Path(id): Path<String>) -> JsonResult<Message> {
+pub async fn message(
+    State(state): State<AppState>,
+    Auth(s): Auth,
+    Path(id): Path<String>,
+) -> JsonResult<Message> {
     Ok(axum::Json(state.chat.message(&s.user, &id).await?))
 }
 
@@ -156,7 +198,11 @@ pub async fn edit(
     Ok(axum::Json(state.chat.edit(&s.user, &id, &b.body).await?))
 }
 
-pub async fn delete_message(State(state): State<AppState>, Auth(s): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+pub async fn delete_message(
+    State(state): State<AppState>,
+    Auth(s): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     state.chat.delete(&s.user, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

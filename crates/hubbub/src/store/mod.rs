@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -49,8 +50,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 macro_rules! str_enum {
     ($name:ident { $($variant:ident => $s:literal),* $(,)? }) => {
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),* }
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $s)] $variant),*
+        }
         impl $name {
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $s),* }
@@ -78,7 +81,8 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Also the record format of `hubbub export` (keep changes backward compatible).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserRecord {
     pub id: String,
     pub kind: UserKind,
@@ -117,7 +121,8 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Also the record format of `hubbub export` (keep changes backward compatible).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoomRecord {
     pub id: String,
     pub name: String,
@@ -166,7 +171,8 @@ pub struct RoomPatch {
     pub member_limit: Option<Option<i64>>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Also the record format of `hubbub export` (keep changes backward compatible).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MemberRecord {
     pub room_id: String,
     pub user_id: String,
@@ -192,7 +198,8 @@ pub struct MemberEntry {
     pub member: MemberRecord,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Also the record format of `hubbub export` (keep changes backward compatible).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageRecord {
     pub id: String,
     pub room_id: String,
@@ -215,14 +222,16 @@ pub struct MessageRecord {
     pub attachments: Vec<AttachmentRecord>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Also the record format of `hubbub export` (keep changes backward compatible).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReactionRecord {
     pub emoji: String,
     /// Who reacted, in the order they did.
     pub user_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Also the record format of `hubbub export` (keep changes backward compatible).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttachmentRecord {
     pub id: String,
     pub uploader_id: String,
@@ -362,8 +371,13 @@ pub trait Store: Send + Sync + 'static {
     async fn joined_rooms(&self, user_id: &str) -> StoreResult<Vec<JoinedRoom>>;
     async fn membership(&self, room_id: &str, user_id: &str) -> StoreResult<MemberRecord>;
     /// Adds a member, honouring `member_limit` atomically. Ok(false): already a member.
-    async fn add_member(&self, room_id: &str, user_id: &str, role: Role, now: i64)
-    -> StoreResult<bool>;
+    async fn add_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        role: Role,
+        now: i64,
+    ) -> StoreResult<bool>;
     /// Ok(false): was not a member.
     async fn remove_member(&self, room_id: &str, user_id: &str) -> StoreResult<bool>;
     /// Members ordered by join order then user id; `after` is the last user id of the
@@ -399,31 +413,63 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<HistoryPage>;
     /// Messages of the room changed after `after_pos`, ascending by `pos`, at most
     /// `limit` (the newest ones when there are more).
-    async fn changes_since(&self, room_id: &str, after_pos: i64, limit: i64)
-    -> StoreResult<Changes>;
+    async fn changes_since(
+        &self,
+        room_id: &str,
+        after_pos: i64,
+        limit: i64,
+    ) -> StoreResult<Changes>;
 
     // --- reactions, pins, threads, notifications (rich messaging) ---
     /// Adds or removes one reaction; a change takes the room's next `pos`.
     /// Ok(None): nothing changed (already there / not there).
-    async fn react(&self, message_id: &str, user_id: &str, emoji: &str, add: bool, now: i64)
-    -> StoreResult<Option<MessageRecord>>;
+    async fn react(
+        &self,
+        message_id: &str,
+        user_id: &str,
+        emoji: &str,
+        add: bool,
+        now: i64,
+    ) -> StoreResult<Option<MessageRecord>>;
     /// Pins or unpins; a change takes the room's next `pos`. Ok(None): unchanged.
-    async fn set_pinned(&self, message_id: &str, pinned: bool) -> StoreResult<Option<MessageRecord>>;
+    async fn set_pinned(
+        &self,
+        message_id: &str,
+        pinned: bool,
+    ) -> StoreResult<Option<MessageRecord>>;
     /// Pinned messages of a room, newest first.
     async fn pins(&self, room_id: &str) -> StoreResult<Vec<MessageRecord>>;
     /// Replies of a thread (not the root), ascending by `seq`, after `after_seq`.
-    async fn thread(&self, root_id: &str, after_seq: Option<i64>, limit: i64) -> StoreResult<HistoryPage>;
+    async fn thread(
+        &self,
+        root_id: &str,
+        after_seq: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<HistoryPage>;
     /// `all` | `mentions` | `none` for one member of a room.
-    async fn set_notification_level(&self, room_id: &str, user_id: &str, level: &str) -> StoreResult<()>;
+    async fn set_notification_level(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        level: &str,
+    ) -> StoreResult<()>;
     /// Members of a room and their explicit notification level (None: the default).
     /// Only the given users, or, when `users` is None, only those with a level set.
-    async fn notification_levels(&self, room_id: &str, users: Option<&[String]>)
-    -> StoreResult<Vec<(String, Option<String>)>>;
+    async fn notification_levels(
+        &self,
+        room_id: &str,
+        users: Option<&[String]>,
+    ) -> StoreResult<Vec<(String, Option<String>)>>;
 
     // --- DMs ---
     async fn dm_by_key(&self, key: &str) -> StoreResult<Option<RoomRecord>>;
     /// Creates a DM room with its members (role member). Conflict: the key exists.
-    async fn create_dm(&self, room: NewRoom, key: &str, members: &[String]) -> StoreResult<RoomRecord>;
+    async fn create_dm(
+        &self,
+        room: NewRoom,
+        key: &str,
+        members: &[String],
+    ) -> StoreResult<RoomRecord>;
 
     // --- search ---
     /// Full-text search over non-deleted messages of the rooms `user_id` is a member

@@ -149,9 +149,16 @@ fn placeholders(n: usize) -> String {
 }
 
 /// Fills in reactions and attachments of already-loaded messages (two queries).
-async fn load_extras(conn: &mut SqliteConnection, messages: &mut [MessageRecord]) -> StoreResult<()> {
+async fn load_extras(
+    conn: &mut SqliteConnection,
+    messages: &mut [MessageRecord],
+) -> StoreResult<()> {
     for chunk in messages.chunks_mut(500) {
-        let ids: Vec<String> = chunk.iter().filter(|m| !m.deleted).map(|m| m.id.clone()).collect();
+        let ids: Vec<String> = chunk
+            .iter()
+            .filter(|m| !m.deleted)
+            .map(|m| m.id.clone())
+            .collect();
         if ids.is_empty() {
             continue;
         }
@@ -188,7 +195,10 @@ async fn load_extras(conn: &mut SqliteConnection, messages: &mut [MessageRecord]
         }
         for row in q.fetch_all(&mut *conn).await? {
             let a = attachment_from(&row)?;
-            if let Some(m) = chunk.iter_mut().find(|m| Some(&m.id) == a.message_id.as_ref()) {
+            if let Some(m) = chunk
+                .iter_mut()
+                .find(|m| Some(&m.id) == a.message_id.as_ref())
+            {
                 m.attachments.push(a);
             }
         }
@@ -235,10 +245,7 @@ impl SqliteStore {
         Ok(SqliteStore { write, read })
     }
 
-    async fn message_tx(
-        tx: &mut Transaction<'_, Sqlite>,
-        id: &str,
-    ) -> StoreResult<MessageRecord> {
+    async fn message_tx(tx: &mut Transaction<'_, Sqlite>, id: &str) -> StoreResult<MessageRecord> {
         let row = sqlx::query(&format!("{} WHERE m.id = ?", message_select()))
             .bind(id)
             .fetch_one(&mut **tx)
@@ -250,7 +257,11 @@ impl SqliteStore {
     }
 
     /// Messages read on the read pool, with their reactions and attachments.
-    async fn messages_read(&self, sql: &str, binds: Vec<Bind<'_>>) -> StoreResult<Vec<MessageRecord>> {
+    async fn messages_read(
+        &self,
+        sql: &str,
+        binds: Vec<Bind<'_>>,
+    ) -> StoreResult<Vec<MessageRecord>> {
         let mut conn = self.read.acquire().await?;
         let mut q = sqlx::query(sql);
         for b in binds {
@@ -260,7 +271,10 @@ impl SqliteStore {
             };
         }
         let rows = q.fetch_all(&mut *conn).await?;
-        let mut out = rows.iter().map(message_from).collect::<StoreResult<Vec<_>>>()?;
+        let mut out = rows
+            .iter()
+            .map(message_from)
+            .collect::<StoreResult<Vec<_>>>()?;
         load_extras(&mut conn, &mut out).await?;
         Ok(out)
     }
@@ -350,7 +364,10 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         // Fold the WAL back into the main file so a stopped server leaves one file.
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.write).await {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.write)
+            .await
+        {
             tracing::warn!(error = %e, "WAL checkpoint on shutdown failed");
         }
         self.read.close().await;
@@ -394,17 +411,23 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<UserRecord> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users u WHERE u.name_key = ?"))
-            .bind(username.to_lowercase())
-            .fetch_one(&self.read)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users u WHERE u.name_key = ?"
+        ))
+        .bind(username.to_lowercase())
+        .fetch_one(&self.read)
+        .await?;
         user_from(&row)
     }
 
     async fn search_users(&self, query: &str, limit: i64) -> StoreResult<Vec<UserRecord>> {
         let pattern = format!(
             "%{}%",
-            query.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+            query
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
         );
         let rows = sqlx::query(&format!(
             "SELECT {USER_COLS} FROM users u WHERE u.name_key IS NOT NULL AND \
@@ -976,7 +999,10 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM mentions WHERE message_id = ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM mentions WHERE message_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         Self::write_mentions(&mut tx, id, &room_id, seq, mentions).await?;
         let rec = Self::message_tx(&mut tx, id).await?;
         tx.commit().await?;
@@ -1125,7 +1151,11 @@ impl Store for SqliteStore {
         Ok(Some(rec))
     }
 
-    async fn set_pinned(&self, message_id: &str, pinned: bool) -> StoreResult<Option<MessageRecord>> {
+    async fn set_pinned(
+        &self,
+        message_id: &str,
+        pinned: bool,
+    ) -> StoreResult<Option<MessageRecord>> {
         let mut tx = self.write.begin().await?;
         let row = sqlx::query("SELECT room_id, pinned FROM messages WHERE id = ? AND deleted = 0")
             .bind(message_id)
@@ -1156,25 +1186,41 @@ impl Store for SqliteStore {
         self.messages_read(&sql, vec![Bind::Str(room_id)]).await
     }
 
-    async fn thread(&self, root_id: &str, after_seq: Option<i64>, limit: i64) -> StoreResult<HistoryPage> {
+    async fn thread(
+        &self,
+        root_id: &str,
+        after_seq: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<HistoryPage> {
         let sql = format!(
             "{} WHERE m.thread_root = ? AND m.seq > ? ORDER BY m.seq ASC LIMIT ?",
             message_select()
         );
-        let binds = vec![Bind::Str(root_id), Bind::Int(after_seq.unwrap_or(0)), Bind::Int(limit + 1)];
+        let binds = vec![
+            Bind::Str(root_id),
+            Bind::Int(after_seq.unwrap_or(0)),
+            Bind::Int(limit + 1),
+        ];
         let mut messages = self.messages_read(&sql, binds).await?;
         let has_more = messages.len() as i64 > limit;
         messages.truncate(limit as usize);
         Ok(HistoryPage { messages, has_more })
     }
 
-    async fn set_notification_level(&self, room_id: &str, user_id: &str, level: &str) -> StoreResult<()> {
-        let r = sqlx::query("UPDATE members SET notification_level = ? WHERE room_id = ? AND user_id = ?")
-            .bind(level)
-            .bind(room_id)
-            .bind(user_id)
-            .execute(&self.write)
-            .await?;
+    async fn set_notification_level(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        level: &str,
+    ) -> StoreResult<()> {
+        let r = sqlx::query(
+            "UPDATE members SET notification_level = ? WHERE room_id = ? AND user_id = ?",
+        )
+        .bind(level)
+        .bind(room_id)
+        .bind(user_id)
+        .execute(&self.write)
+        .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -1209,18 +1255,27 @@ impl Store for SqliteStore {
                 .await?
             }
         };
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     async fn dm_by_key(&self, key: &str) -> StoreResult<Option<RoomRecord>> {
-        let row = sqlx::query(&format!("SELECT {ROOM_COLS} FROM rooms r WHERE r.dm_key = ?"))
-            .bind(key)
-            .fetch_optional(&self.read)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {ROOM_COLS} FROM rooms r WHERE r.dm_key = ?"
+        ))
+        .bind(key)
+        .fetch_optional(&self.read)
+        .await?;
         row.as_ref().map(room_from).transpose()
     }
 
-    async fn create_dm(&self, room: NewRoom, key: &str, members: &[String]) -> StoreResult<RoomRecord> {
+    async fn create_dm(
+        &self,
+        room: NewRoom,
+        key: &str,
+        members: &[String],
+    ) -> StoreResult<RoomRecord> {
         let mut tx = self.write.begin().await?;
         let res = sqlx::query(
             "INSERT INTO rooms (id, name, topic, kind, guests_allowed, created_by, created_at, \
@@ -1277,14 +1332,18 @@ impl Store for SqliteStore {
             .enumerate()
             .map(|(i, t)| {
                 let t = t.replace('"', "");
-                if i + 1 == n { format!("\"{t}\"*") } else { format!("\"{t}\"") }
+                if i + 1 == n {
+                    format!("\"{t}\"*")
+                } else {
+                    format!("\"{t}\"")
+                }
             })
             .collect();
-        let mut sql = format!(
+        let mut sql = String::from(
             "SELECT snippet(messages_fts, 0, char(57344), char(57345), '…', 16) AS snip, m.id AS mid \
              FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid \
              JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = ? \
-             WHERE messages_fts MATCH ? AND m.deleted = 0"
+             WHERE messages_fts MATCH ? AND m.deleted = 0",
         );
         let mut binds = vec![Bind::Str(user_id)];
         let q = query.join(" ");
@@ -1343,12 +1402,19 @@ impl Store for SqliteStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!("SELECT {ATTACHMENT_COLS} FROM attachments WHERE id IN ({})", placeholders(ids.len()));
+        let sql = format!(
+            "SELECT {ATTACHMENT_COLS} FROM attachments WHERE id IN ({})",
+            placeholders(ids.len())
+        );
         let mut q = sqlx::query(&sql);
         for id in ids {
             q = q.bind(id);
         }
-        q.fetch_all(&self.read).await?.iter().map(attachment_from).collect()
+        q.fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(attachment_from)
+            .collect()
     }
 
     async fn delete_unsent_attachments(&self, before: i64) -> StoreResult<Vec<AttachmentRecord>> {
@@ -1372,16 +1438,20 @@ impl Store for SqliteStore {
     }
 
     async fn all_users(&self) -> StoreResult<Vec<UserRecord>> {
-        let rows = sqlx::query(&format!("SELECT {USER_COLS} FROM users u ORDER BY u.created_at, u.id"))
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users u ORDER BY u.created_at, u.id"
+        ))
+        .fetch_all(&self.read)
+        .await?;
         rows.iter().map(user_from).collect()
     }
 
     async fn all_rooms(&self) -> StoreResult<Vec<RoomRecord>> {
-        let rows = sqlx::query(&format!("SELECT {ROOM_COLS} FROM rooms r ORDER BY r.created_at, r.id"))
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {ROOM_COLS} FROM rooms r ORDER BY r.created_at, r.id"
+        ))
+        .fetch_all(&self.read)
+        .await?;
         rows.iter().map(room_from).collect()
     }
 

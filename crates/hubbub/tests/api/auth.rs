@@ -35,7 +35,10 @@ async fn register_answers_user_and_token_and_first_account_is_admin() {
     assert_eq!(user["username"], "alice");
     assert_eq!(user["display_name"], "Alice A.");
     assert_eq!(user["kind"], "user");
-    assert_eq!(user["is_admin"], true, "the first account is the server admin");
+    assert_eq!(
+        user["is_admin"], true,
+        "the first account is the server admin"
+    );
     assert!(user.get("password").is_none() && user.get("password_hash").is_none());
     assert!(
         !String::from_utf8_lossy(&r.bytes).contains(PW),
@@ -45,10 +48,16 @@ async fn register_answers_user_and_token_and_first_account_is_admin() {
     assert!(t1.len() >= 22, "token too short for 128 bits: {t1}");
 
     let r2 = anon
-        .post("/api/v1/auth/register", json!({"username": "bob", "password": PW}))
+        .post(
+            "/api/v1/auth/register",
+            json!({"username": "bob", "password": PW}),
+        )
         .await;
     assert_eq!(r2.status, 200, "register bob: {}", text(&r2));
-    assert_eq!(r2.body["user"]["is_admin"], false, "only the first account is admin");
+    assert_eq!(
+        r2.body["user"]["is_admin"], false,
+        "only the first account is admin"
+    );
     assert_ne!(s(&r2.body["token"]), t1);
 
     let alice = server.api_with(&t1, user.clone());
@@ -103,15 +112,36 @@ async fn username_rules_are_enforced() {
     let long32 = "a".repeat(32);
     for good in ["ab", long32.as_str(), "a_b.c-D9"] {
         let r = anon
-            .post("/api/v1/auth/register", json!({"username": good, "password": PW}))
+            .post(
+                "/api/v1/auth/register",
+                json!({"username": good, "password": PW}),
+            )
             .await;
-        assert_eq!(r.status, 200, "username {good:?} should be accepted: {}", text(&r));
+        assert_eq!(
+            r.status,
+            200,
+            "username {good:?} should be accepted: {}",
+            text(&r)
+        );
         assert_eq!(r.body["user"]["username"], good);
     }
     let long33 = "b".repeat(33);
-    for bad in ["a", "", long33.as_str(), "has space", "sl/ash", "at@sign", "émile", "emoji😀", "tab\tx"] {
+    for bad in [
+        "a",
+        "",
+        long33.as_str(),
+        "has space",
+        "sl/ash",
+        "at@sign",
+        "émile",
+        "emoji😀",
+        "tab\tx",
+    ] {
         let r = anon
-            .post("/api/v1/auth/register", json!({"username": bad, "password": PW}))
+            .post(
+                "/api/v1/auth/register",
+                json!({"username": bad, "password": PW}),
+            )
             .await;
         invalid(&r, Some("username"), &format!("username {bad:?}"));
     }
@@ -124,7 +154,10 @@ async fn usernames_are_unique_case_insensitively() {
     for other in ["alice", "ALICE", "Alice"] {
         let r = server
             .http()
-            .post("/api/v1/auth/register", json!({"username": other, "password": PW}))
+            .post(
+                "/api/v1/auth/register",
+                json!({"username": other, "password": PW}),
+            )
             .await;
         err(&r, "conflict", &format!("register {other}"));
     }
@@ -134,7 +167,9 @@ async fn usernames_are_unique_case_insensitively() {
 async fn guest_session_basics_and_membership_of_general() {
     let server = fast().await;
     let anon = server.http();
-    let r = anon.post("/api/v1/auth/guest", json!({"name": "wanderer"})).await;
+    let r = anon
+        .post("/api/v1/auth/guest", json!({"name": "wanderer"}))
+        .await;
     assert_eq!(r.status, 200, "guest: {}", text(&r));
     let user = &r.body["user"];
     for k in USER_FIELDS {
@@ -142,14 +177,23 @@ async fn guest_session_basics_and_membership_of_general() {
     }
     assert_eq!(user["kind"], "guest");
     assert_eq!(user["username"], "wanderer");
-    assert_eq!(user["is_admin"], false, "a guest is never admin, even the first identity");
+    assert_eq!(
+        user["is_admin"], false,
+        "a guest is never admin, even the first identity"
+    );
     let guest = server.api_with(&s(&r.body["token"]), user.clone());
     assert_eq!(me(&guest).await["id"], user["id"]);
     let general = guest.general().await;
     let entry = room_entry(&guest, &general).await.unwrap();
-    assert!(entry["role"].is_string(), "guest should be a member of General: {entry}");
+    assert!(
+        entry["role"].is_string(),
+        "guest should be a member of General: {entry}"
+    );
     let ids = member_ids(&members(&guest, &general).await);
-    assert!(ids.contains(&s(&user["id"])), "guest missing from General members");
+    assert!(
+        ids.contains(&s(&user["id"])),
+        "guest missing from General members"
+    );
 }
 
 #[tokio::test]
@@ -161,7 +205,10 @@ async fn new_accounts_are_members_of_general() {
     let g = room_entry(&bob, &general).await.unwrap();
     assert_eq!(g["kind"], "public");
     assert_eq!(g["guests_allowed"], true);
-    assert!(g["role"].is_string(), "bob should be a member of General: {g}");
+    assert!(
+        g["role"].is_string(),
+        "bob should be a member of General: {g}"
+    );
     let ids = member_ids(&members(&bob, &general).await);
     assert!(ids.contains(&alice.id()) && ids.contains(&bob.id()));
 }
@@ -171,22 +218,30 @@ async fn guest_names_clash_with_accounts_and_active_guests() {
     let server = fast().await;
     server.register("carol", PW).await;
     let anon = server.http();
-    let r = anon.post("/api/v1/auth/guest", json!({"name": "Carol"})).await;
+    let r = anon
+        .post("/api/v1/auth/guest", json!({"name": "Carol"}))
+        .await;
     err(&r, "conflict", "guest named like an account");
 
     let dave = server.guest("dave").await;
-    let r = anon.post("/api/v1/auth/guest", json!({"name": "DAVE"})).await;
+    let r = anon
+        .post("/api/v1/auth/guest", json!({"name": "DAVE"}))
+        .await;
     err(&r, "conflict", "guest named like an active guest");
 
     // Once the guest session ends, the name is free again.
     let r = dave.post("/api/v1/auth/logout", json!({})).await;
     ok(&r, "guest logout");
-    let r = anon.post("/api/v1/auth/guest", json!({"name": "dave"})).await;
+    let r = anon
+        .post("/api/v1/auth/guest", json!({"name": "dave"}))
+        .await;
     assert_eq!(r.status, 200, "name free after logout: {}", text(&r));
 
     let r = anon.post("/api/v1/auth/guest", json!({"name": "x"})).await;
     invalid(&r, Some("name"), "guest name too short");
-    let r = anon.post("/api/v1/auth/guest", json!({"name": "two words"})).await;
+    let r = anon
+        .post("/api/v1/auth/guest", json!({"name": "two words"}))
+        .await;
     invalid(&r, Some("name"), "guest name with space");
 }
 
@@ -201,7 +256,9 @@ async fn logout_revokes_the_token_everywhere() {
     ok(&r, "logout");
     let r = alice.get("/api/v1/me").await;
     err(&r, "unauthorized", "GET /me after logout");
-    let r = alice.post("/api/v1/rooms", json!({"name": "after-logout"})).await;
+    let r = alice
+        .post("/api/v1/rooms", json!({"name": "after-logout"}))
+        .await;
     err(&r, "unauthorized", "create room after logout");
     let up = ws_try(&server, Some(alice.token()), &[]).await;
     assert_eq!(up.err(), Some(401), "gateway upgrade with a revoked token");
@@ -252,10 +309,24 @@ fn check_cookie(r: &Resp, what: &str) {
     let c = session_cookie(r);
     let token = s(&r.body["token"]);
     let value = c.split(';').next().unwrap().trim();
-    assert_eq!(value, format!("hubbub_session={token}"), "{what}: cookie carries the token");
-    let attrs: Vec<String> = c.split(';').skip(1).map(|a| a.trim().to_ascii_lowercase()).collect();
-    assert!(attrs.iter().any(|a| a == "httponly"), "{what}: cookie not HttpOnly: {c}");
-    assert!(attrs.iter().any(|a| a == "samesite=lax"), "{what}: cookie not SameSite=Lax: {c}");
+    assert_eq!(
+        value,
+        format!("hubbub_session={token}"),
+        "{what}: cookie carries the token"
+    );
+    let attrs: Vec<String> = c
+        .split(';')
+        .skip(1)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    assert!(
+        attrs.iter().any(|a| a == "httponly"),
+        "{what}: cookie not HttpOnly: {c}"
+    );
+    assert!(
+        attrs.iter().any(|a| a == "samesite=lax"),
+        "{what}: cookie not SameSite=Lax: {c}"
+    );
 }
 
 #[tokio::test]
@@ -263,12 +334,17 @@ async fn register_login_and_guest_set_an_httponly_samesite_lax_cookie() {
     let server = fast().await;
     let anon = server.http();
     let r = anon
-        .post("/api/v1/auth/register", json!({"username": "alice", "password": PW}))
+        .post(
+            "/api/v1/auth/register",
+            json!({"username": "alice", "password": PW}),
+        )
         .await;
     check_cookie(&r, "register");
     let r = login(&server, "alice", PW).await;
     check_cookie(&r, "login");
-    let r = anon.post("/api/v1/auth/guest", json!({"name": "guesty"})).await;
+    let r = anon
+        .post("/api/v1/auth/guest", json!({"name": "guesty"}))
+        .await;
     check_cookie(&r, "guest");
 }
 
@@ -276,7 +352,15 @@ async fn register_login_and_guest_set_an_httponly_samesite_lax_cookie() {
 async fn cookie_authenticates_requests() {
     let server = fast().await;
     let alice = server.register("alice", PW).await;
-    let r = cookie_req(&server, Method::GET, "/api/v1/me", alice.token(), None, None).await;
+    let r = cookie_req(
+        &server,
+        Method::GET,
+        "/api/v1/me",
+        alice.token(),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(r.status, 200, "GET /me by cookie: {}", text(&r));
     assert_eq!(r.body["id"], alice.user["id"]);
     // Same-origin state change by cookie passes.
@@ -311,7 +395,11 @@ async fn csrf_foreign_origin_with_cookie_is_refused_and_changes_nothing() {
             Some(json!({"status_text": "pwned"})),
         )
         .await;
-        err(&r, "forbidden", &format!("cookie PATCH /me from Origin {origin}"));
+        err(
+            &r,
+            "forbidden",
+            &format!("cookie PATCH /me from Origin {origin}"),
+        );
         let r = cookie_req(
             &server,
             Method::POST,
@@ -321,7 +409,11 @@ async fn csrf_foreign_origin_with_cookie_is_refused_and_changes_nothing() {
             Some(json!({"name": "csrf-room"})),
         )
         .await;
-        err(&r, "forbidden", &format!("cookie POST /rooms from Origin {origin}"));
+        err(
+            &r,
+            "forbidden",
+            &format!("cookie POST /rooms from Origin {origin}"),
+        );
     }
     let general = alice.general().await;
     let r = cookie_req(
@@ -345,9 +437,20 @@ async fn csrf_foreign_origin_with_cookie_is_refused_and_changes_nothing() {
     .await;
     err(&r, "forbidden", "cookie logout from foreign origin");
 
-    assert_eq!(me(&alice).await, before_me, "profile changed by a refused request");
-    assert_eq!(rooms(&alice).await.len(), before_rooms, "room created by a refused request");
-    assert!(all_messages(&alice, &general).await.is_empty(), "message stored by a refused request");
+    assert_eq!(
+        me(&alice).await,
+        before_me,
+        "profile changed by a refused request"
+    );
+    assert_eq!(
+        rooms(&alice).await.len(),
+        before_rooms,
+        "room created by a refused request"
+    );
+    assert!(
+        all_messages(&alice, &general).await.is_empty(),
+        "message stored by a refused request"
+    );
 
     // No Origin at all (a non-browser client) passes with the cookie.
     let r = cookie_req(
@@ -406,7 +509,11 @@ async fn thirty_failed_logins_from_one_ip_are_rate_limited() {
     server.register("fresh", PW).await;
     for i in 0..30 {
         let r = login(&server, &format!("ghost{i}"), "whatever-pw").await;
-        err(&r, "unauthorized", &format!("failed login #{i} for an unknown user"));
+        err(
+            &r,
+            "unauthorized",
+            &format!("failed login #{i} for an unknown user"),
+        );
     }
     let r = login(&server, "fresh", PW).await;
     rate_limited(&r, "login after 30 failures from this IP");
@@ -417,24 +524,41 @@ async fn closed_registration_refuses_sign_ups() {
     let server = Server::start_with(&["--no-rate-limit", "--registration", "closed"]).await;
     let r = server
         .http()
-        .post("/api/v1/auth/register", json!({"username": "alice", "password": PW}))
+        .post(
+            "/api/v1/auth/register",
+            json!({"username": "alice", "password": PW}),
+        )
         .await;
     err(&r, "forbidden", "register with registration closed");
     assert!(r.body["token"].is_null());
     // Guests are a separate switch.
-    let r = server.http().post("/api/v1/auth/guest", json!({"name": "g1"})).await;
-    assert_eq!(r.status, 200, "guest with closed registration: {}", text(&r));
+    let r = server
+        .http()
+        .post("/api/v1/auth/guest", json!({"name": "g1"}))
+        .await;
+    assert_eq!(
+        r.status,
+        200,
+        "guest with closed registration: {}",
+        text(&r)
+    );
 }
 
 #[tokio::test]
 async fn no_guests_switch_refuses_guest_sessions() {
     let server = Server::start_with(&["--no-rate-limit", "--no-guests"]).await;
-    let r = server.http().post("/api/v1/auth/guest", json!({"name": "g1"})).await;
+    let r = server
+        .http()
+        .post("/api/v1/auth/guest", json!({"name": "g1"}))
+        .await;
     err(&r, "forbidden", "guest with --no-guests");
     assert!(r.body["token"].is_null());
     let r = server
         .http()
-        .post("/api/v1/auth/register", json!({"username": "alice", "password": PW}))
+        .post(
+            "/api/v1/auth/register",
+            json!({"username": "alice", "password": PW}),
+        )
         .await;
     assert_eq!(r.status, 200, "accounts still work: {}", text(&r));
 }
@@ -448,7 +572,10 @@ async fn requests_without_or_with_bad_credentials_are_unauthorized() {
         err(&r, "unauthorized", &format!("anonymous GET {path}"));
     }
     let r = anon
-        .send(anon.request(Method::GET, "/api/v1/me").bearer_auth("not-a-real-token"))
+        .send(
+            anon.request(Method::GET, "/api/v1/me")
+                .bearer_auth("not-a-real-token"),
+        )
         .await;
     err(&r, "unauthorized", "bogus bearer token");
     let r = cookie_req(&server, Method::GET, "/api/v1/me", "bogus", None, None).await;

@@ -18,7 +18,11 @@ async fn upload_multipart(api: &Api, bytes: Vec<u8>, mime: &str) -> Resp {
         .mime_str(mime)
         .unwrap();
     let form = reqwest::multipart::Form::new().part("file", part);
-    api.send(api.request(Method::PUT, "/api/v1/me/avatar").multipart(form)).await
+    api.send(
+        api.request(Method::PUT, "/api/v1/me/avatar")
+            .multipart(form),
+    )
+    .await
 }
 
 /// Fetches an avatar anonymously; returns the response.
@@ -34,7 +38,10 @@ fn assert_image_response(r: &Resp, what: &str) {
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default();
-    assert!(ct.starts_with("image/"), "{what}: content-type {ct:?} is not an image");
+    assert!(
+        ct.starts_with("image/"),
+        "{what}: content-type {ct:?} is not an image"
+    );
     assert!(!r.bytes.is_empty(), "{what}: empty avatar");
 }
 
@@ -107,7 +114,10 @@ async fn multipart_upload_with_field_file() {
     assert_ne!(url, before);
     let r = fetch(&server, &url).await;
     assert_image_response(&r, "multipart avatar");
-    assert_eq!(decode(&r.bytes, "multipart avatar").dimensions(), (256, 256));
+    assert_eq!(
+        decode(&r.bytes, "multipart avatar").dimensions(),
+        (256, 256)
+    );
 }
 
 #[tokio::test]
@@ -118,11 +128,23 @@ async fn declared_content_type_is_not_trusted() {
     let r = upload_raw(&alice, "image/jpeg", png(40, 40)).await;
     ok(&r, "PNG declared as image/jpeg");
     let url = s(&me(&alice).await["avatar_url"]);
-    assert_eq!(decode(&fetch(&server, &url).await.bytes, "png-as-jpeg").dimensions(), (256, 256));
+    assert_eq!(
+        decode(&fetch(&server, &url).await.bytes, "png-as-jpeg").dimensions(),
+        (256, 256)
+    );
     // Text declared as PNG: refused.
-    let r = upload_raw(&alice, "image/png", b"just some text pretending to be a PNG".to_vec()).await;
+    let r = upload_raw(
+        &alice,
+        "image/png",
+        b"just some text pretending to be a PNG".to_vec(),
+    )
+    .await;
     err(&r, "invalid", "text declared as image/png");
-    assert_eq!(s(&me(&alice).await["avatar_url"]), url, "avatar changed by a refused upload");
+    assert_eq!(
+        s(&me(&alice).await["avatar_url"]),
+        url,
+        "avatar changed by a refused upload"
+    );
 }
 
 #[tokio::test]
@@ -142,21 +164,45 @@ async fn bad_uploads_are_refused_and_change_nothing() {
     bad_jpeg.extend_from_slice(b"JFIF\0 but then garbage garbage garbage");
 
     let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
-        ("plain text", "image/png", b"hello, I am not an image at all".to_vec(), "invalid"),
-        ("html", "image/gif", b"<html><script>alert(1)</script></html>".to_vec(), "invalid"),
+        (
+            "plain text",
+            "image/png",
+            b"hello, I am not an image at all".to_vec(),
+            "invalid",
+        ),
+        (
+            "html",
+            "image/gif",
+            b"<html><script>alert(1)</script></html>".to_vec(),
+            "invalid",
+        ),
         ("empty body", "image/png", Vec::new(), "invalid"),
         ("truncated png", "image/png", truncated, "invalid"),
         ("corrupt jpeg", "image/jpeg", bad_jpeg, "invalid"),
         ("over 5 MiB", "image/png", padded_big, "too_large"),
-        ("PNG claiming 10000×10000 (bomb)", "image/png", png_claiming(10_000, 10_000), "too_large"),
-        ("PNG claiming 8000×6000 (48 MP)", "image/png", png_claiming(8_000, 6_000), "too_large"),
+        (
+            "PNG claiming 10000×10000 (bomb)",
+            "image/png",
+            png_claiming(10_000, 10_000),
+            "too_large",
+        ),
+        (
+            "PNG claiming 8000×6000 (48 MP)",
+            "image/png",
+            png_claiming(8_000, 6_000),
+            "too_large",
+        ),
     ];
     for (what, ct, bytes, code) in cases {
         let r = upload_raw(&alice, ct, bytes).await;
         err(&r, code, what);
         let now = s(&me(&alice).await["avatar_url"]);
         assert_eq!(now, url, "{what}: avatar_url changed by a refused upload");
-        assert_eq!(fetch(&server, &url).await.bytes, good_bytes, "{what}: avatar bytes changed");
+        assert_eq!(
+            fetch(&server, &url).await.bytes,
+            good_bytes,
+            "{what}: avatar bytes changed"
+        );
     }
     // The same limits apply to multipart.
     let mut big = png(8, 8);
@@ -189,7 +235,10 @@ async fn default_avatar_is_served_deterministically() {
     let a1 = fetch(&server, &url).await;
     assert_image_response(&a1, "default avatar");
     let a2 = alice.get(&url).await; // authenticated client: same image
-    assert_eq!(a1.bytes, a2.bytes, "default avatar must be the same bytes every time");
+    assert_eq!(
+        a1.bytes, a2.bytes,
+        "default avatar must be the same bytes every time"
+    );
     // Also through the bare path without ?v=.
     let bare = fetch(&server, &format!("/api/v1/avatars/{}", alice.id())).await;
     assert_image_response(&bare, "default avatar without ?v");
@@ -197,7 +246,10 @@ async fn default_avatar_is_served_deterministically() {
     // It depends on the user: bob's is different.
     let b = fetch(&server, &s(&me(&bob).await["avatar_url"])).await;
     assert_image_response(&b, "bob default avatar");
-    assert_ne!(b.bytes, a1.bytes, "default avatars of different names should differ");
+    assert_ne!(
+        b.bytes, a1.bytes,
+        "default avatars of different names should differ"
+    );
 }
 
 #[tokio::test]
@@ -213,7 +265,10 @@ async fn guest_can_join_with_a_data_url_avatar() {
     let data_url = format!("data:image/png;base64,{}", base64(&png_bands(40, 40)));
     let r = server
         .http()
-        .post("/api/v1/auth/guest", json!({"name": "painter", "avatar": data_url}))
+        .post(
+            "/api/v1/auth/guest",
+            json!({"name": "painter", "avatar": data_url}),
+        )
         .await;
     assert_eq!(r.status, 200, "guest with avatar: {}", text(&r));
     let url = s(&r.body["user"]["avatar_url"]);
@@ -222,7 +277,10 @@ async fn guest_can_join_with_a_data_url_avatar() {
     let pix = decode(&img.bytes, "guest avatar");
     assert_eq!(pix.dimensions(), (256, 256));
     let p = pix.get_pixel(128, 128);
-    assert!(p[1] > 150 && p[0] < 100, "guest avatar should be the uploaded image: {p:?}");
+    assert!(
+        p[1] > 150 && p[0] < 100,
+        "guest avatar should be the uploaded image: {p:?}"
+    );
 
     // A bad data URL is refused and creates no session (the name stays free).
     for bad in [
@@ -232,18 +290,35 @@ async fn guest_can_join_with_a_data_url_avatar() {
     ] {
         let r = server
             .http()
-            .post("/api/v1/auth/guest", json!({"name": "sketcher", "avatar": bad}))
+            .post(
+                "/api/v1/auth/guest",
+                json!({"name": "sketcher", "avatar": bad}),
+            )
             .await;
         invalid(&r, Some("avatar"), &format!("guest avatar {bad:?}"));
     }
-    let bomb = format!("data:image/png;base64,{}", base64(&png_claiming(10_000, 10_000)));
+    let bomb = format!(
+        "data:image/png;base64,{}",
+        base64(&png_claiming(10_000, 10_000))
+    );
     let r = server
         .http()
-        .post("/api/v1/auth/guest", json!({"name": "sketcher", "avatar": bomb}))
+        .post(
+            "/api/v1/auth/guest",
+            json!({"name": "sketcher", "avatar": bomb}),
+        )
         .await;
     err(&r, "too_large", "guest avatar decompression bomb");
-    let r = server.http().post("/api/v1/auth/guest", json!({"name": "sketcher"})).await;
-    assert_eq!(r.status, 200, "name still free after refused joins: {}", text(&r));
+    let r = server
+        .http()
+        .post("/api/v1/auth/guest", json!({"name": "sketcher"}))
+        .await;
+    assert_eq!(
+        r.status,
+        200,
+        "name still free after refused joins: {}",
+        text(&r)
+    );
 }
 
 #[tokio::test]
@@ -262,7 +337,10 @@ async fn delete_avatar_resets_to_the_default() {
     assert_ne!(after, uploaded, "avatar_url must change after reset");
     let now = fetch(&server, &after).await;
     assert_image_response(&now, "reset avatar");
-    assert_eq!(now.bytes, default_bytes, "after reset the default avatar is served again");
+    assert_eq!(
+        now.bytes, default_bytes,
+        "after reset the default avatar is served again"
+    );
 }
 
 #[tokio::test]
@@ -276,7 +354,9 @@ async fn avatar_change_broadcasts_user_updated() {
     let url = s(&me(&alice).await["avatar_url"]);
     let aid = alice.id();
     let (_, ev) = until(&mut bws, |v| {
-        v["type"] == "user_updated" && v["user"]["id"] == aid.as_str() && v["user"]["avatar_url"] == url.as_str()
+        v["type"] == "user_updated"
+            && v["user"]["id"] == aid.as_str()
+            && v["user"]["avatar_url"] == url.as_str()
     })
     .await;
     assert_eq!(ev["user"]["username"], "alice");
@@ -286,6 +366,13 @@ async fn avatar_change_broadcasts_user_updated() {
 async fn avatar_upload_requires_authentication() {
     let server = fast().await;
     let anon = server.http();
-    let r = raw(&anon, Method::PUT, "/api/v1/me/avatar", "image/png", png(10, 10)).await;
+    let r = raw(
+        &anon,
+        Method::PUT,
+        "/api/v1/me/avatar",
+        "image/png",
+        png(10, 10),
+    )
+    .await;
     err(&r, "unauthorized", "anonymous avatar upload");
 }

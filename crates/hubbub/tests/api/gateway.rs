@@ -22,12 +22,27 @@ async fn ready_frame_describes_user_rooms_and_users() {
     let (_root, alice, bob) = trio(&server).await;
     let general = alice.general().await;
     send(&bob, &general, "unread for alice").await;
+    let not_joined = new_room(&bob, "bob's public room", json!({})).await;
     let ws = alice.connect().await;
+    assert!(
+        !ws.ready["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == not_joined.as_str()),
+        "ready.rooms lists a room the caller is not a member of"
+    );
     let ready = &ws.ready;
     assert_eq!(ready["type"], "ready");
     assert_eq!(ready["user"]["id"], alice.user["id"]);
     let g = ready_room(&ws, &general);
-    for k in ["unread_count", "mention_count", "pos", "last_seq", "member_count"] {
+    for k in [
+        "unread_count",
+        "mention_count",
+        "pos",
+        "last_seq",
+        "member_count",
+    ] {
         assert!(g.get(k).is_some(), "ready room lacks {k}: {g}");
     }
     assert_eq!(g["unread_count"], 1);
@@ -38,9 +53,15 @@ async fn ready_frame_describes_user_rooms_and_users() {
         .expect("ready.users includes the caller");
     assert_eq!(me_entry["status"], "online");
     assert!(me_entry.get("last_seen_at").is_some_and(|v| v.is_null()));
-    let b = users.iter().find(|u| u["id"] == bob.user["id"]).expect("room-mate bob in ready.users");
+    let b = users
+        .iter()
+        .find(|u| u["id"] == bob.user["id"])
+        .expect("room-mate bob in ready.users");
     assert_eq!(b["status"], "offline", "bob has no connection");
-    assert!(b.get("last_seen_at").is_some(), "users carry last_seen_at: {b}");
+    assert!(
+        b.get("last_seen_at").is_some(),
+        "users carry last_seen_at: {b}"
+    );
 }
 
 #[tokio::test]
@@ -61,7 +82,10 @@ async fn send_op_replies_with_the_stored_message_and_fans_out() {
     let id = s(&m["id"]);
     let (_, ev) = until(&mut bws, |v| is_msg_id(v, &id)).await;
     assert_eq!(ev["message"]["seq"], 1);
-    assert!(ev["pos"].as_i64().is_some(), "live message events carry pos: {ev}");
+    assert!(
+        ev["pos"].as_i64().is_some(),
+        "live message events carry pos: {ev}"
+    );
     assert_eq!(ev["pos"], m["pos"]);
     // The sender's own connections get it too.
     let mut aws2 = alice.connect().await;
@@ -77,17 +101,32 @@ async fn edit_op_replies_with_the_message_and_broadcasts_message_updated() {
     let (_alice, _bob, room, mut aws, mut bws) = pair(&server).await;
     let m = aws.send_message(&room, "typo").await;
     let id = s(&m["id"]);
-    let (reply, _) = call(&mut aws, json!({"type": "edit", "message_id": id, "body": "fixed"})).await;
+    let (reply, _) = call(
+        &mut aws,
+        json!({"type": "edit", "message_id": id, "body": "fixed"}),
+    )
+    .await;
     reply_ok(&reply, "edit");
     assert_eq!(reply["data"]["body"], "fixed");
     assert!(reply["data"]["edited_at"].is_string());
-    let (_, ev) = until(&mut bws, |v| v["type"] == "message_updated" && v["message"]["id"] == id.as_str()).await;
+    let (_, ev) = until(&mut bws, |v| {
+        v["type"] == "message_updated" && v["message"]["id"] == id.as_str()
+    })
+    .await;
     assert_eq!(ev["message"]["body"], "fixed");
     assert!(ev["pos"].as_i64().unwrap() > m["pos"].as_i64().unwrap());
     // bob may not edit it
-    let (reply, _) = call(&mut bws, json!({"type": "edit", "message_id": id, "body": "mine now"})).await;
+    let (reply, _) = call(
+        &mut bws,
+        json!({"type": "edit", "message_id": id, "body": "mine now"}),
+    )
+    .await;
     reply_err(&reply, "forbidden", "edit someone else's message");
-    let (reply, _) = call(&mut bws, json!({"type": "edit", "message_id": "nope", "body": "x"})).await;
+    let (reply, _) = call(
+        &mut bws,
+        json!({"type": "edit", "message_id": "nope", "body": "x"}),
+    )
+    .await;
     reply_err(&reply, "not_found", "edit unknown message");
 }
 
@@ -106,7 +145,10 @@ async fn delete_op_broadcasts_message_deleted() {
     assert_eq!(ev["room_id"], room.as_str());
     assert_eq!(ev["message_id"], id.as_str());
     assert_eq!(ev["seq"], m["seq"]);
-    assert!(ev["pos"].as_i64().unwrap() > m["pos"].as_i64().unwrap(), "delete event carries the new pos");
+    assert!(
+        ev["pos"].as_i64().unwrap() > m["pos"].as_i64().unwrap(),
+        "delete event carries the new pos"
+    );
 }
 
 #[tokio::test]
@@ -115,9 +157,16 @@ async fn react_op_updates_reactions_with_reaction_change() {
     let (alice, bob, room, mut aws, mut bws) = pair(&server).await;
     let m = aws.send_message(&room, "react to me").await;
     let id = s(&m["id"]);
-    let (reply, _) = call(&mut bws, json!({"type": "react", "message_id": id, "emoji": "👍", "add": true})).await;
+    let (reply, _) = call(
+        &mut bws,
+        json!({"type": "react", "message_id": id, "emoji": "👍", "add": true}),
+    )
+    .await;
     reply_ok(&reply, "react");
-    let (_, ev) = until(&mut aws, |v| v["type"] == "message_updated" && v["message"]["id"] == id.as_str()).await;
+    let (_, ev) = until(&mut aws, |v| {
+        v["type"] == "message_updated" && v["message"]["id"] == id.as_str()
+    })
+    .await;
     assert_eq!(ev["reaction_change"]["user_id"], bob.user["id"]);
     assert_eq!(ev["reaction_change"]["emoji"], "👍");
     assert_eq!(ev["reaction_change"]["add"], true);
@@ -125,14 +174,31 @@ async fn react_op_updates_reactions_with_reaction_change() {
     assert_eq!(ev["message"]["reactions"][0]["count"], 1);
     // REST computes `me` per caller.
     let for_bob = &all_messages(&bob, &room).await[0];
-    assert_eq!(for_bob["reactions"], json!([{"emoji": "👍", "count": 1, "me": true}]));
+    assert_eq!(
+        for_bob["reactions"],
+        json!([{"emoji": "👍", "count": 1, "me": true}])
+    );
     let for_alice = &all_messages(&alice, &room).await[0];
-    assert_eq!(for_alice["reactions"], json!([{"emoji": "👍", "count": 1, "me": false}]));
+    assert_eq!(
+        for_alice["reactions"],
+        json!([{"emoji": "👍", "count": 1, "me": false}])
+    );
     // Reacting twice with the same emoji is one reaction.
-    let (reply, _) = call(&mut bws, json!({"type": "react", "message_id": id, "emoji": "👍", "add": true})).await;
+    let (reply, _) = call(
+        &mut bws,
+        json!({"type": "react", "message_id": id, "emoji": "👍", "add": true}),
+    )
+    .await;
     reply_ok(&reply, "react again");
-    assert_eq!(all_messages(&bob, &room).await[0]["reactions"][0]["count"], 1);
-    let (reply, _) = call(&mut bws, json!({"type": "react", "message_id": id, "emoji": "👍", "add": false})).await;
+    assert_eq!(
+        all_messages(&bob, &room).await[0]["reactions"][0]["count"],
+        1
+    );
+    let (reply, _) = call(
+        &mut bws,
+        json!({"type": "react", "message_id": id, "emoji": "👍", "add": false}),
+    )
+    .await;
     reply_ok(&reply, "un-react");
     assert_eq!(all_messages(&bob, &room).await[0]["reactions"], json!([]));
 }
@@ -143,19 +209,33 @@ async fn typing_reaches_others_never_the_typist_and_expires() {
     let (alice, _bob, room, mut aws, mut bws) = pair(&server).await;
     let mut aws2 = alice.connect().await; // alice's other device
     let aid = alice.id();
-    let (reply, _) = call(&mut aws, json!({"type": "typing", "room_id": room, "active": true})).await;
+    let (reply, _) = call(
+        &mut aws,
+        json!({"type": "typing", "room_id": room, "active": true}),
+    )
+    .await;
     reply_ok(&reply, "typing");
-    let (_, ev) = until(&mut bws, |v| v["type"] == "typing" && v["room_id"] == room.as_str()).await;
+    let (_, ev) = until(&mut bws, |v| {
+        v["type"] == "typing" && v["room_id"] == room.as_str()
+    })
+    .await;
     assert_eq!(ev["user_ids"], json!([aid]));
     // The entry expires ~6 s after the last `typing active`: an event with an empty list.
-    let (_, ev) = until(&mut bws, |v| v["type"] == "typing" && v["room_id"] == room.as_str()).await;
+    let (_, ev) = until(&mut bws, |v| {
+        v["type"] == "typing" && v["room_id"] == room.as_str()
+    })
+    .await;
     assert_eq!(ev["user_ids"], json!([]), "typing expiry event: {ev}");
     // The typist's own connections never see themselves typing.
     for ws in [&mut aws, &mut aws2] {
         for f in barrier(ws).await {
             if f["type"] == "typing" {
                 assert!(
-                    !f["user_ids"].as_array().unwrap().iter().any(|u| u == aid.as_str()),
+                    !f["user_ids"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|u| u == aid.as_str()),
                     "typing event includes its receiver: {f}"
                 );
             }
@@ -168,11 +248,19 @@ async fn typing_inactive_clears_immediately() {
     let server = fast().await;
     let (alice, _bob, room, mut aws, mut bws) = pair(&server).await;
     let aid = alice.id();
-    let (r, _) = call(&mut aws, json!({"type": "typing", "room_id": room, "active": true})).await;
+    let (r, _) = call(
+        &mut aws,
+        json!({"type": "typing", "room_id": room, "active": true}),
+    )
+    .await;
     reply_ok(&r, "typing on");
     let (_, ev) = until(&mut bws, |v| v["type"] == "typing").await;
     assert_eq!(ev["user_ids"], json!([aid]));
-    let (r, _) = call(&mut aws, json!({"type": "typing", "room_id": room, "active": false})).await;
+    let (r, _) = call(
+        &mut aws,
+        json!({"type": "typing", "room_id": room, "active": false}),
+    )
+    .await;
     reply_ok(&r, "typing off");
     let (_, ev) = until(&mut bws, |v| v["type"] == "typing").await;
     assert_eq!(ev["user_ids"], json!([]));
@@ -191,7 +279,9 @@ async fn read_op_sends_receipts_and_updates_unread_count() {
     let (reply, _) = call(&mut b1, json!({"type": "read", "room_id": room, "seq": 2})).await;
     reply_ok(&reply, "read");
     let bid = bob.id();
-    let is_read = |v: &Value| v["type"] == "read" && v["room_id"] == room.as_str() && v["user_id"] == bid.as_str();
+    let is_read = |v: &Value| {
+        v["type"] == "read" && v["room_id"] == room.as_str() && v["user_id"] == bid.as_str()
+    };
     let (_, ev) = until(&mut b2, is_read).await;
     assert_eq!(ev["seq"], 2);
     let (_, ev) = until(&mut b1, is_read).await; // the reader's own connection too
@@ -202,7 +292,11 @@ async fn read_op_sends_receipts_and_updates_unread_count() {
     assert_eq!(e["unread_count"], 1);
     assert_eq!(e["last_read_seq"], 2);
     // REST read does the same.
-    ok(&bob.post(&format!("/api/v1/rooms/{room}/read"), json!({"seq": 3})).await, "REST read");
+    ok(
+        &bob.post(&format!("/api/v1/rooms/{room}/read"), json!({"seq": 3}))
+            .await,
+        "REST read",
+    );
     let (_, ev) = until(&mut b2, is_read).await;
     assert_eq!(ev["seq"], 3);
     assert_eq!(room_entry(&bob, &room).await.unwrap()["unread_count"], 0);
@@ -215,17 +309,31 @@ async fn history_op_pages_like_rest() {
     for i in 1..=5 {
         aws.send_message(&room, &format!("h{i}")).await;
     }
-    let (r, _) = call(&mut bws, json!({"type": "history", "room_id": room, "limit": 2})).await;
+    let (r, _) = call(
+        &mut bws,
+        json!({"type": "history", "room_id": room, "limit": 2}),
+    )
+    .await;
     reply_ok(&r, "history");
     assert_eq!(seqs(r["data"]["messages"].as_array().unwrap()), vec![4, 5]);
     assert_eq!(r["data"]["has_more"], true);
-    let (r, _) = call(&mut bws, json!({"type": "history", "room_id": room, "before_seq": 4, "limit": 10})).await;
+    let (r, _) = call(
+        &mut bws,
+        json!({"type": "history", "room_id": room, "before_seq": 4, "limit": 10}),
+    )
+    .await;
     reply_ok(&r, "history before_seq");
-    assert_eq!(seqs(r["data"]["messages"].as_array().unwrap()), vec![1, 2, 3]);
+    assert_eq!(
+        seqs(r["data"]["messages"].as_array().unwrap()),
+        vec![1, 2, 3]
+    );
     assert_eq!(r["data"]["has_more"], false);
     let (r, _) = call(&mut bws, json!({"type": "history", "room_id": room})).await;
     reply_ok(&r, "history default");
-    assert_eq!(seqs(r["data"]["messages"].as_array().unwrap()), vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        seqs(r["data"]["messages"].as_array().unwrap()),
+        vec![1, 2, 3, 4, 5]
+    );
 }
 
 #[tokio::test]
@@ -245,10 +353,17 @@ async fn resume_op_answers_per_room_state() {
     let pos0 = ready_room(&aws, &room)["pos"].as_i64().unwrap();
     let m = aws.send_message(&room, "after ready").await;
     let mut ws = bob.connect().await;
-    let (r, _) = call(&mut ws, json!({"type": "resume", "rooms": {room.clone(): pos0}})).await;
+    let (r, _) = call(
+        &mut ws,
+        json!({"type": "resume", "rooms": {room.clone(): pos0}}),
+    )
+    .await;
     reply_ok(&r, "resume");
     let entries = r["data"]["rooms"].as_array().expect("data.rooms");
-    let e = entries.iter().find(|e| e["room_id"] == room.as_str()).expect("room in resume reply");
+    let e = entries
+        .iter()
+        .find(|e| e["room_id"] == room.as_str())
+        .expect("room in resume reply");
     assert_eq!(ids(e["messages"].as_array().unwrap()), vec![s(&m["id"])]);
     assert_eq!(e["truncated"], false);
     assert_eq!(e["pos"], m["pos"]);
@@ -282,9 +397,17 @@ async fn join_and_leave_room_ops_change_live_subscriptions() {
         short(&before)
     );
 
-    let (r, _) = call(&mut bws, json!({"type": "join_room", "room_id": locked, "password": "wrong"})).await;
+    let (r, _) = call(
+        &mut bws,
+        json!({"type": "join_room", "room_id": locked, "password": "wrong"}),
+    )
+    .await;
     reply_err(&r, "forbidden", "join_room with a wrong password");
-    let (r, _) = call(&mut bws, json!({"type": "join_room", "room_id": locked, "password": "letmein!"})).await;
+    let (r, _) = call(
+        &mut bws,
+        json!({"type": "join_room", "room_id": locked, "password": "letmein!"}),
+    )
+    .await;
     reply_ok(&r, "join_room with the password");
     let (r, _) = call(&mut bws, json!({"type": "join_room", "room_id": "nope"})).await;
     reply_err(&r, "not_found", "join_room unknown");
@@ -315,7 +438,10 @@ async fn ping_op_answers_server_time() {
     let (r, _) = call(&mut ws, json!({"type": "ping"})).await;
     reply_ok(&r, "ping");
     let t = s(&r["data"]["server_time"]);
-    assert!(t.len() >= 20 && t.as_bytes()[10] == b'T', "server_time {t:?} is not RFC 3339");
+    assert!(
+        t.len() >= 20 && t.as_bytes()[10] == b'T',
+        "server_time {t:?} is not RFC 3339"
+    );
 }
 
 #[tokio::test]
@@ -338,13 +464,17 @@ async fn frames_without_req_are_processed_but_unanswered() {
     let room = new_room(&alice, "noreq", json!({})).await;
     let mut ws = alice.connect().await;
     ws.send_json(json!({"type": "ping"})).await;
-    ws.send_json(json!({"type": "send", "room_id": room, "client_id": "no-req", "body": "fire and forget"}))
-        .await;
+    ws.send_json(
+        json!({"type": "send", "room_id": room, "client_id": "no-req", "body": "fire and forget"}),
+    )
+    .await;
     ws.send_json(json!({"type": "ping", "req": "last"})).await;
     let (before, reply) = until(&mut ws, |v| v["type"] == "reply" && v["req"] == "last").await;
     assert_eq!(reply["ok"], true);
     assert!(
-        !before.iter().any(|v| v["type"] == "reply" || v["type"] == "error"),
+        !before
+            .iter()
+            .any(|v| v["type"] == "reply" || v["type"] == "error"),
         "a frame without req was answered: {}",
         short(&before)
     );
@@ -369,22 +499,60 @@ async fn malformed_frames_get_invalid_and_the_connection_stays_open() {
     // (frame text, Some(req) → expect a reply with that req; None → expect an error frame)
     let cases: Vec<(String, Option<Value>)> = vec![
         ("this is not json".into(), None),
-        (format!("{{\"type\":\"send\",\"req\":\"t1\",\"room_id\":\"{r}\""), None),
+        (
+            format!("{{\"type\":\"send\",\"req\":\"t1\",\"room_id\":\"{r}\""),
+            None,
+        ),
         ("[1,2,3]".into(), None),
         ("\"just a string\"".into(), None),
         ("{\"type\":\"bogus_op\"}".into(), None),
-        (json!({"type": "definitely_not_an_op", "req": "t2"}).to_string(), Some(json!("t2"))),
-        (json!({"req": "t3", "room_id": r}).to_string(), Some(json!("t3"))),
+        (
+            json!({"type": "definitely_not_an_op", "req": "t2"}).to_string(),
+            Some(json!("t2")),
+        ),
+        (
+            json!({"req": "t3", "room_id": r}).to_string(),
+            Some(json!("t3")),
+        ),
         (json!({"type": 42, "req": 7}).to_string(), Some(json!(7))),
-        (json!({"type": "send", "req": "t4"}).to_string(), Some(json!("t4"))),
-        (json!({"type": "send", "req": "t5", "room_id": r, "client_id": "c", "body": 42}).to_string(), Some(json!("t5"))),
-        (json!({"type": "send", "req": "t6", "room_id": 5, "client_id": "c", "body": "hi"}).to_string(), Some(json!("t6"))),
-        (json!({"type": "send", "req": "t7", "room_id": r, "body": "no client id"}).to_string(), Some(json!("t7"))),
-        (json!({"type": "read", "req": "t8", "room_id": r, "seq": "three"}).to_string(), Some(json!("t8"))),
-        (json!({"type": "typing", "req": "t9", "room_id": r, "active": "yes"}).to_string(), Some(json!("t9"))),
-        (json!({"type": "react", "req": "t10", "message_id": "m", "emoji": "x"}).to_string(), Some(json!("t10"))),
-        (json!({"type": "resume", "req": "t11", "rooms": [1, 2]}).to_string(), Some(json!("t11"))),
-        (json!({"type": "edit", "req": 12, "message_id": "m"}).to_string(), Some(json!(12))),
+        (
+            json!({"type": "send", "req": "t4"}).to_string(),
+            Some(json!("t4")),
+        ),
+        (
+            json!({"type": "send", "req": "t5", "room_id": r, "client_id": "c", "body": 42})
+                .to_string(),
+            Some(json!("t5")),
+        ),
+        (
+            json!({"type": "send", "req": "t6", "room_id": 5, "client_id": "c", "body": "hi"})
+                .to_string(),
+            Some(json!("t6")),
+        ),
+        (
+            json!({"type": "send", "req": "t7", "room_id": r, "body": "no client id"}).to_string(),
+            Some(json!("t7")),
+        ),
+        (
+            json!({"type": "read", "req": "t8", "room_id": r, "seq": "three"}).to_string(),
+            Some(json!("t8")),
+        ),
+        (
+            json!({"type": "typing", "req": "t9", "room_id": r, "active": "yes"}).to_string(),
+            Some(json!("t9")),
+        ),
+        (
+            json!({"type": "react", "req": "t10", "message_id": "m", "emoji": "x"}).to_string(),
+            Some(json!("t10")),
+        ),
+        (
+            json!({"type": "resume", "req": "t11", "rooms": [1, 2]}).to_string(),
+            Some(json!("t11")),
+        ),
+        (
+            json!({"type": "edit", "req": 12, "message_id": "m"}).to_string(),
+            Some(json!(12)),
+        ),
     ];
     for (text, req) in cases {
         send_text_frame(&mut ws, text.clone()).await;
@@ -398,7 +566,10 @@ async fn malformed_frames_get_invalid_and_the_connection_stays_open() {
                 assert!(f["error"]["message"].is_string(), "{text}: {f}");
             }
             None => {
-                assert_eq!(f["type"], "error", "{text}: expected an error frame, got {f}");
+                assert_eq!(
+                    f["type"], "error",
+                    "{text}: expected an error frame, got {f}"
+                );
                 assert_eq!(f["error"]["code"], "invalid", "{text}: {f}");
                 assert!(f["error"]["message"].is_string(), "{text}: {f}");
             }
@@ -422,7 +593,11 @@ async fn more_than_20_malformed_frames_a_minute_close_with_1008() {
     barrier(&mut ws).await; // 20 is tolerated
     send_text_frame(&mut ws, "garbage #21".into()).await;
     let close = ws.recv_close().await;
-    assert_eq!(close.map(|c| c.0), Some(1008), "21st malformed frame within a minute");
+    assert_eq!(
+        close.map(|c| c.0),
+        Some(1008),
+        "21st malformed frame within a minute"
+    );
     // The server keeps serving: a new connection works.
     let mut again = alice.connect().await;
     barrier(&mut again).await;
@@ -436,7 +611,11 @@ async fn a_frame_over_64_kib_closes_with_1009() {
     let mut ws = alice.connect().await;
     // Just under the frame limit: an ordinary `invalid` (body too long), still open.
     let body = "y".repeat(60 * 1024);
-    let (r, _) = call(&mut ws, json!({"type": "send", "room_id": general, "client_id": "big1", "body": body})).await;
+    let (r, _) = call(
+        &mut ws,
+        json!({"type": "send", "room_id": general, "client_id": "big1", "body": body}),
+    )
+    .await;
     reply_err(&r, "invalid", "60 KiB body");
     // Over the limit: closed with 1009.
     let body = "x".repeat(70 * 1024);
@@ -456,10 +635,22 @@ async fn a_frame_over_64_kib_closes_with_1009() {
 async fn unauthenticated_upgrades_are_refused_with_401() {
     let server = fast().await;
     server.register("alice", PW).await;
-    assert_eq!(ws_try(&server, None, &[]).await.err(), Some(401), "no credentials");
-    assert_eq!(ws_try(&server, Some("bogus-token"), &[]).await.err(), Some(401), "bad token");
+    assert_eq!(
+        ws_try(&server, None, &[]).await.err(),
+        Some(401),
+        "no credentials"
+    );
+    assert_eq!(
+        ws_try(&server, Some("bogus-token"), &[]).await.err(),
+        Some(401),
+        "bad token"
+    );
     let cookie = vec![("Cookie", "hubbub_session=bogus".to_string())];
-    assert_eq!(ws_try(&server, None, &cookie).await.err(), Some(401), "bad cookie");
+    assert_eq!(
+        ws_try(&server, None, &cookie).await.err(),
+        Some(401),
+        "bad cookie"
+    );
 }
 
 #[tokio::test]
@@ -472,11 +663,17 @@ async fn cookie_upgrades_are_origin_checked_token_upgrades_are_not() {
 
     let r = ws_try(&server, None, &[cookie.clone(), evil.clone()]).await;
     assert_eq!(r.err(), Some(403), "cookie upgrade from a foreign origin");
-    let ws = ws_try(&server, None, &[cookie.clone(), own]).await.expect("cookie upgrade, own origin");
+    let ws = ws_try(&server, None, &[cookie.clone(), own])
+        .await
+        .expect("cookie upgrade, own origin");
     assert_eq!(ws.ready["user"]["id"], alice.user["id"]);
-    let ws = ws_try(&server, None, &[cookie]).await.expect("cookie upgrade, no origin");
+    let ws = ws_try(&server, None, &[cookie])
+        .await
+        .expect("cookie upgrade, no origin");
     assert_eq!(ws.ready["user"]["id"], alice.user["id"]);
-    let ws = ws_try(&server, Some(alice.token()), &[evil]).await.expect("?token= upgrade, foreign origin");
+    let ws = ws_try(&server, Some(alice.token()), &[evil])
+        .await
+        .expect("?token= upgrade, foreign origin");
     assert_eq!(ws.ready["user"]["id"], alice.user["id"]);
 }
 

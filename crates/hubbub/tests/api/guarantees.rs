@@ -11,7 +11,9 @@ use crate::common::*;
 use crate::support::*;
 
 fn seq_of(v: &Value) -> i64 {
-    v["message"]["seq"].as_i64().unwrap_or_else(|| panic!("no seq in {v}"))
+    v["message"]["seq"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no seq in {v}"))
 }
 
 // (1) Durable before visible ---------------------------------------------------------
@@ -95,10 +97,10 @@ async fn g2_concurrent_senders_every_member_sees_the_same_seq_order() {
             while seen.len() < TOTAL || !reqs.is_empty() {
                 let v = ws.recv().await.expect("closed");
                 if v["type"] == "reply" {
-                    if let Some(r) = v["req"].as_str() {
-                        if reqs.remove(r) {
-                            assert_eq!(v["ok"], true, "send failed: {v}");
-                        }
+                    if let Some(r) = v["req"].as_str()
+                        && reqs.remove(r)
+                    {
+                        assert_eq!(v["ok"], true, "send failed: {v}");
                     }
                 } else if is_msg(&v, &room) {
                     seen.push((seq_of(&v), s(&v["message"]["id"])));
@@ -114,11 +116,20 @@ async fn g2_concurrent_senders_every_member_sees_the_same_seq_order() {
     let want: Vec<i64> = (1..=TOTAL as i64).collect();
     for (i, r) in results.iter().enumerate() {
         let got: Vec<i64> = r.iter().map(|x| x.0).collect();
-        assert_eq!(got, want, "connection {i} did not see seq 1..={TOTAL} in order, each once");
-        assert_eq!(r, &results[0], "connection {i} saw a different message order than connection 0");
+        assert_eq!(
+            got, want,
+            "connection {i} did not see seq 1..={TOTAL} in order, each once"
+        );
+        assert_eq!(
+            r, &results[0],
+            "connection {i} saw a different message order than connection 0"
+        );
     }
     let stored = all_messages(&root, &room).await;
-    assert_eq!(ids(&stored), results[0].iter().map(|x| x.1.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        ids(&stored),
+        results[0].iter().map(|x| x.1.clone()).collect::<Vec<_>>()
+    );
 }
 
 // (3) Nothing lost across reconnects ----------------------------------------------------
@@ -135,18 +146,43 @@ async fn g3_resume_after_a_dropped_connection_returns_every_change_once_in_pos_o
     let m_c = send(&bob, &room, "c").await;
 
     let a1 = alice.connect().await;
-    let last_pos = ready_room(&a1, &room)["pos"].as_i64().expect("ready room pos");
-    let general_pos = ready_room(&a1, &general)["pos"].as_i64().expect("ready room pos");
-    assert_eq!(last_pos, m_c["pos"].as_i64().unwrap(), "ready pos is the room's latest pos");
+    let last_pos = ready_room(&a1, &room)["pos"]
+        .as_i64()
+        .expect("ready room pos");
+    let general_pos = ready_room(&a1, &general)["pos"]
+        .as_i64()
+        .expect("ready room pos");
+    assert_eq!(
+        last_pos,
+        m_c["pos"].as_i64().unwrap(),
+        "ready pos is the room's latest pos"
+    );
     drop(a1); // the connection drops without a goodbye
 
     // While alice is away: edit, delete, new messages, an edit of a new one, a reaction.
     let id = |m: &Value| s(&m["id"]);
-    ok(&bob.patch(&format!("/api/v1/messages/{}", id(&m_a)), json!({"body": "a (edited)"})).await, "edit a");
-    ok(&bob.delete(&format!("/api/v1/messages/{}", id(&m_b))).await, "delete b");
+    ok(
+        &bob.patch(
+            &format!("/api/v1/messages/{}", id(&m_a)),
+            json!({"body": "a (edited)"}),
+        )
+        .await,
+        "edit a",
+    );
+    ok(
+        &bob.delete(&format!("/api/v1/messages/{}", id(&m_b))).await,
+        "delete b",
+    );
     let m_d = send(&bob, &room, "d").await;
     let m_e = send(&bob, &room, "e").await;
-    ok(&bob.patch(&format!("/api/v1/messages/{}", id(&m_d)), json!({"body": "d (edited)"})).await, "edit d");
+    ok(
+        &bob.patch(
+            &format!("/api/v1/messages/{}", id(&m_d)),
+            json!({"body": "d (edited)"}),
+        )
+        .await,
+        "edit d",
+    );
     let mut a2 = alice.connect().await;
     let (reply, before) = call(
         &mut a2,
@@ -160,7 +196,10 @@ async fn g3_resume_after_a_dropped_connection_returns_every_change_once_in_pos_o
         short(&before)
     );
     let entries = reply["data"]["rooms"].as_array().expect("data.rooms");
-    let e = entries.iter().find(|e| e["room_id"] == room.as_str()).expect("room entry");
+    let e = entries
+        .iter()
+        .find(|e| e["room_id"] == room.as_str())
+        .expect("room entry");
     let msgs = e["messages"].as_array().unwrap();
     assert_eq!(
         ids(msgs),
@@ -168,7 +207,10 @@ async fn g3_resume_after_a_dropped_connection_returns_every_change_once_in_pos_o
         "every changed message once, in pos order (a edited, b deleted, e new, d new+edited)"
     );
     let poss: Vec<i64> = msgs.iter().map(|m| m["pos"].as_i64().unwrap()).collect();
-    assert!(poss.windows(2).all(|w| w[0] < w[1]), "resume messages not in pos order: {poss:?}");
+    assert!(
+        poss.windows(2).all(|w| w[0] < w[1]),
+        "resume messages not in pos order: {poss:?}"
+    );
     assert!(poss[0] > last_pos);
     assert_eq!(msgs[0]["body"], "a (edited)");
     assert!(msgs[0]["edited_at"].is_string());
@@ -178,8 +220,14 @@ async fn g3_resume_after_a_dropped_connection_returns_every_change_once_in_pos_o
     assert_eq!(msgs[3]["body"], "d (edited)");
     assert_eq!(e["truncated"], false);
     let room_pos = e["pos"].as_i64().unwrap();
-    assert!(room_pos >= *poss.last().unwrap(), "room pos {room_pos} behind its messages");
-    let g = entries.iter().find(|e| e["room_id"] == general.as_str()).expect("general entry");
+    assert!(
+        room_pos >= *poss.last().unwrap(),
+        "room pos {room_pos} behind its messages"
+    );
+    let g = entries
+        .iter()
+        .find(|e| e["room_id"] == general.as_str())
+        .expect("general entry");
     assert_eq!(g["messages"], json!([]), "nothing changed in General");
     assert_eq!(g["pos"], general_pos);
 
@@ -207,26 +255,55 @@ async fn g3_resume_includes_reaction_and_reply_count_changes() {
     let a1 = alice.connect().await;
     let last_pos = ready_room(&a1, &room)["pos"].as_i64().unwrap();
     drop(a1);
-    let r = bob.put(&format!("/api/v1/messages/{}/reactions/%F0%9F%91%8D", s(&m1["id"])), json!({})).await;
+    let r = bob
+        .put(
+            &format!("/api/v1/messages/{}/reactions/%F0%9F%91%8D", s(&m1["id"])),
+            json!({}),
+        )
+        .await;
     ok(&r, "react");
-    let r = send_raw(&bob, &room, json!({"body": "in the thread", "thread_root": m2["id"]})).await;
+    let r = send_raw(
+        &bob,
+        &room,
+        json!({"body": "in the thread", "thread_root": m2["id"]}),
+    )
+    .await;
     ok(&r, "thread reply");
     let reply_id = s(&r.body["id"]);
     let mut a2 = alice.connect().await;
-    let (reply, _) = call(&mut a2, json!({"type": "resume", "rooms": {room.clone(): last_pos}})).await;
+    let (reply, _) = call(
+        &mut a2,
+        json!({"type": "resume", "rooms": {room.clone(): last_pos}}),
+    )
+    .await;
     reply_ok(&reply, "resume");
     let e = &reply["data"]["rooms"][0];
     let msgs = e["messages"].as_array().unwrap();
     let got = ids(msgs);
     // The reaction change, the new reply, and the root whose reply_count changed.
-    assert!(got.contains(&s(&m1["id"])), "reacted message missing from resume: {got:?}");
-    assert!(got.contains(&reply_id), "new thread reply missing from resume: {got:?}");
-    assert!(got.contains(&s(&m2["id"])), "root whose reply_count changed missing from resume: {got:?}");
+    assert!(
+        got.contains(&s(&m1["id"])),
+        "reacted message missing from resume: {got:?}"
+    );
+    assert!(
+        got.contains(&reply_id),
+        "new thread reply missing from resume: {got:?}"
+    );
+    assert!(
+        got.contains(&s(&m2["id"])),
+        "root whose reply_count changed missing from resume: {got:?}"
+    );
     assert_eq!(got.len(), 3, "each changed message once: {got:?}");
     let poss: Vec<i64> = msgs.iter().map(|m| m["pos"].as_i64().unwrap()).collect();
-    assert!(poss.windows(2).all(|w| w[0] < w[1]), "resume messages not in pos order: {poss:?}");
+    assert!(
+        poss.windows(2).all(|w| w[0] < w[1]),
+        "resume messages not in pos order: {poss:?}"
+    );
     let r1 = msgs.iter().find(|m| m["id"] == m1["id"]).unwrap();
-    assert_eq!(r1["reactions"], json!([{"emoji": "👍", "count": 1, "me": false}]));
+    assert_eq!(
+        r1["reactions"],
+        json!([{"emoji": "👍", "count": 1, "me": false}])
+    );
     let root = msgs.iter().find(|m| m["id"] == m2["id"]).unwrap();
     assert_eq!(root["reply_count"], 1);
 }
@@ -260,9 +337,17 @@ async fn g3_resume_during_concurrent_sends_delivers_each_message_exactly_once() 
     rx.await.unwrap();
     // Reconnect while messages are still being sent.
     let mut a2 = alice.connect().await;
-    let (reply, before) = call(&mut a2, json!({"type": "resume", "rooms": {room.clone(): last_pos}})).await;
+    let (reply, before) = call(
+        &mut a2,
+        json!({"type": "resume", "rooms": {room.clone(): last_pos}}),
+    )
+    .await;
     reply_ok(&reply, "resume");
-    let mut seen: Vec<i64> = before.iter().filter(|v| is_msg(v, &room)).map(seq_of).collect();
+    let mut seen: Vec<i64> = before
+        .iter()
+        .filter(|v| is_msg(v, &room))
+        .map(seq_of)
+        .collect();
     let e = reply["data"]["rooms"]
         .as_array()
         .unwrap()
@@ -272,7 +357,10 @@ async fn g3_resume_during_concurrent_sends_delivers_each_message_exactly_once() 
         .clone();
     let msgs = e["messages"].as_array().unwrap();
     let poss: Vec<i64> = msgs.iter().map(|m| m["pos"].as_i64().unwrap()).collect();
-    assert!(poss.windows(2).all(|w| w[0] < w[1]), "resume messages not in pos order: {poss:?}");
+    assert!(
+        poss.windows(2).all(|w| w[0] < w[1]),
+        "resume messages not in pos order: {poss:?}"
+    );
     seen.extend(seqs(msgs));
     let snapshot_pos = e["pos"].as_i64().unwrap();
 
@@ -304,7 +392,10 @@ async fn g3_resume_during_concurrent_sends_delivers_each_message_exactly_once() 
         (BEFORE + 1..=last).collect::<Vec<_>>(),
         "every missed message exactly once (delivery order: {seen:?})"
     );
-    assert!(after.windows(2).all(|w| w[1] == w[0] + 1), "live events after the reply have a gap or are out of order: {after:?}");
+    assert!(
+        after.windows(2).all(|w| w[1] == w[0] + 1),
+        "live events after the reply have a gap or are out of order: {after:?}"
+    );
 }
 
 #[tokio::test]
@@ -318,14 +409,22 @@ async fn g3_resume_with_more_than_1000_changes_is_truncated_to_the_newest_1000()
     drop(a1);
     bulk_send(&bob, &room, 1005, "flood").await;
     let mut a2 = alice.connect().await;
-    let (reply, _) = call(&mut a2, json!({"type": "resume", "rooms": {room.clone(): last_pos}})).await;
+    let (reply, _) = call(
+        &mut a2,
+        json!({"type": "resume", "rooms": {room.clone(): last_pos}}),
+    )
+    .await;
     reply_ok(&reply, "resume");
     let e = &reply["data"]["rooms"][0];
     assert_eq!(e["room_id"], room.as_str());
     assert_eq!(e["truncated"], true);
     let msgs = e["messages"].as_array().unwrap();
     assert_eq!(msgs.len(), 1000);
-    assert_eq!(seqs(msgs), (6..=1005).collect::<Vec<_>>(), "the newest 1000, in order");
+    assert_eq!(
+        seqs(msgs),
+        (6..=1005).collect::<Vec<_>>(),
+        "the newest 1000, in order"
+    );
     // The rest is paged over REST.
     let (older, _) = history(&alice, &room, "before_seq=6").await;
     assert_eq!(seqs(&older), vec![1, 2, 3, 4, 5]);
@@ -338,7 +437,8 @@ async fn g4_a_retry_after_a_lost_ack_creates_no_duplicate() {
     let server = fast().await;
     let (_root, alice, _) = trio(&server).await;
     let room = new_room(&alice, "retries", json!({})).await;
-    let frame = json!({"type": "send", "room_id": room, "client_id": "retry-me", "body": "exactly once"});
+    let frame =
+        json!({"type": "send", "room_id": room, "client_id": "retry-me", "body": "exactly once"});
     // Send, then lose the connection before reading the acknowledgement.
     let mut ws = alice.connect().await;
     let mut f = frame.clone();
@@ -388,7 +488,11 @@ async fn g4_simultaneous_duplicates_store_one_message() {
     for t in tasks {
         got.insert(t.await.unwrap());
     }
-    assert_eq!(got.len(), 1, "simultaneous sends with one client_id gave different messages: {got:?}");
+    assert_eq!(
+        got.len(),
+        1,
+        "simultaneous sends with one client_id gave different messages: {got:?}"
+    );
     assert_eq!(all_messages(&alice, &room).await.len(), 1);
 }
 
@@ -432,7 +536,11 @@ async fn g5_a_client_that_stops_reading_is_disconnected_while_others_keep_receiv
                 .unwrap_or_else(|_| panic!("reader stalled at seq {received} of {sent}"))
                 .expect("the reading client was disconnected");
             if is_msg(&v, &room) {
-                assert_eq!(seq_of(&v), received + 1, "reader skipped or repeated a message");
+                assert_eq!(
+                    seq_of(&v),
+                    received + 1,
+                    "reader skipped or repeated a message"
+                );
                 received += 1;
             } else if is_presence(&v, &sid, "offline") {
                 slow_gone = true;
@@ -469,8 +577,15 @@ async fn g5_a_client_that_stops_reading_is_disconnected_while_others_keep_receiv
             Ok(Some(Ok(_))) => {}
         }
     }
-    assert!(got < sent, "the slow consumer received everything ({got}/{sent}); it was not cut off");
-    assert_eq!(close, Some(Some(1008)), "a slow consumer is closed with code 1008 and a reason");
+    assert!(
+        got < sent,
+        "the slow consumer received everything ({got}/{sent}); it was not cut off"
+    );
+    assert_eq!(
+        close,
+        Some(Some(1008)),
+        "a slow consumer is closed with code 1008 and a reason"
+    );
 }
 
 // (6) Presence is honest -----------------------------------------------------------------
@@ -495,9 +610,15 @@ async fn g6_offline_only_after_the_grace_period() {
         short(&early)
     );
     let (_, ev) = until(&mut bws, |v| is_presence(v, &aid, "offline")).await;
-    assert!(ev["last_seen_at"].is_string(), "offline presence carries last_seen_at: {ev}");
+    assert!(
+        ev["last_seen_at"].is_string(),
+        "offline presence carries last_seen_at: {ev}"
+    );
     let list = members(&bob, &general).await;
-    let a = list.iter().find(|m| m["user"]["id"] == aid.as_str()).unwrap();
+    let a = list
+        .iter()
+        .find(|m| m["user"]["id"] == aid.as_str())
+        .unwrap();
     assert_eq!(a["user"]["status"], "offline");
     assert!(a["user"]["last_seen_at"].is_string());
 }
@@ -513,7 +634,10 @@ async fn g6_reconnecting_within_the_grace_does_not_flap() {
     let mut bws = bob.connect().await;
     let users = bws.ready["users"].as_array().unwrap().clone();
     for id in [&aid, &cid] {
-        let u = users.iter().find(|u| u["id"] == id.as_str()).expect("in ready.users");
+        let u = users
+            .iter()
+            .find(|u| u["id"] == id.as_str())
+            .expect("in ready.users");
         assert_eq!(u["status"], "online");
     }
     // Alice reloads the page: her only connection closes and a new one opens at once.
@@ -530,7 +654,10 @@ async fn g6_reconnecting_within_the_grace_does_not_flap() {
     );
     let general = bob.general().await;
     let list = members(&bob, &general).await;
-    let a = list.iter().find(|m| m["user"]["id"] == aid.as_str()).unwrap();
+    let a = list
+        .iter()
+        .find(|m| m["user"]["id"] == aid.as_str())
+        .unwrap();
     assert_eq!(a["user"]["status"], "online");
 }
 
@@ -563,7 +690,10 @@ async fn g7_large_rooms_send_no_membership_or_presence_events() {
     ready_ids.sort();
     let mut want = vec![a.id(), b.id()];
     want.sort();
-    assert_eq!(ready_ids, want, "ready.users holds only users sharing a small room (or self)");
+    assert_eq!(
+        ready_ids, want,
+        "ready.users holds only users sharing a small room (or self)"
+    );
 
     // Things that must NOT reach anna: they happen only in large rooms.
     let e = server.register("eve", PW).await; // joins General (large)
@@ -579,7 +709,10 @@ async fn g7_large_rooms_send_no_membership_or_presence_events() {
     let mut frames = Vec::new();
     while !(got_join && got_presence) {
         let v = aws.recv().await.expect("closed");
-        if v["type"] == "member_joined" && v["room_id"] == small.as_str() && v["user"]["id"] == cid.as_str() {
+        if v["type"] == "member_joined"
+            && v["room_id"] == small.as_str()
+            && v["user"]["id"] == cid.as_str()
+        {
             got_join = true;
         } else if is_presence(&v, &bid, "online") {
             got_presence = true;

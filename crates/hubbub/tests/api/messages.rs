@@ -31,7 +31,12 @@ async fn rest_send_returns_the_full_message_object() {
     let server = fast().await;
     let (_root, alice, _) = trio(&server).await;
     let room = new_room(&alice, "shape", json!({})).await;
-    let r = send_raw(&alice, &room, json!({"body": "hello **world**", "client_id": "shape-1"})).await;
+    let r = send_raw(
+        &alice,
+        &room,
+        json!({"body": "hello **world**", "client_id": "shape-1"}),
+    )
+    .await;
     ok(&r, "send");
     let m = &r.body;
     for k in MESSAGE_FIELDS {
@@ -43,7 +48,11 @@ async fn rest_send_returns_the_full_message_object() {
     assert_eq!(m["author"]["id"], alice.user["id"]);
     assert_eq!(m["author"]["username"], "alice");
     assert_eq!(m["body"], "hello **world**");
-    assert!(s(&m["html"]).contains("<strong>world</strong>"), "html: {}", m["html"]);
+    assert!(
+        s(&m["html"]).contains("<strong>world</strong>"),
+        "html: {}",
+        m["html"]
+    );
     assert!(m["created_at"].is_string());
     assert!(m["edited_at"].is_null());
     assert_eq!(m["deleted"], false);
@@ -76,7 +85,10 @@ async fn seq_increases_by_one_and_pos_strictly() {
         let m = send(who, &room, &format!("n{i}")).await;
         assert_eq!(m["seq"], i, "seq of message {i}");
         let pos = m["pos"].as_i64().unwrap();
-        assert!(pos > last_pos, "pos must strictly increase: {pos} after {last_pos}");
+        assert!(
+            pos > last_pos,
+            "pos must strictly increase: {pos} after {last_pos}"
+        );
         last_pos = pos;
     }
     // Other rooms count independently.
@@ -125,7 +137,11 @@ async fn history_default_limit_is_50_and_limit_is_capped_at_200() {
     let room = new_room(&alice, "long", json!({})).await;
     bulk_send(&alice, &room, 205, "bulk").await;
     let (m, more) = history(&alice, &room, "").await;
-    assert_eq!(seqs(&m), (156..=205).collect::<Vec<_>>(), "default page is the newest 50");
+    assert_eq!(
+        seqs(&m),
+        (156..=205).collect::<Vec<_>>(),
+        "default page is the newest 50"
+    );
     assert!(more);
     let (m, more) = history(&alice, &room, "limit=200").await;
     assert_eq!(seqs(&m), (6..=205).collect::<Vec<_>>());
@@ -155,19 +171,36 @@ async fn only_the_author_may_edit() {
 
     for (who, api) in [("room owner", &alice), ("server admin", &root)] {
         join(api, &room).await;
-        let r = api.patch(&format!("/api/v1/messages/{id}"), json!({"body": "not yours"})).await;
-        err(&r, "forbidden", &format!("{who} editing someone else's message"));
+        let r = api
+            .patch(
+                &format!("/api/v1/messages/{id}"),
+                json!({"body": "not yours"}),
+            )
+            .await;
+        err(
+            &r,
+            "forbidden",
+            &format!("{who} editing someone else's message"),
+        );
     }
     let now = &all_messages(&bob, &room).await[0];
     assert_eq!(now["body"], "original *text*");
     assert!(now["edited_at"].is_null());
 
-    let r = bob.patch(&format!("/api/v1/messages/{id}"), json!({"body": "edited **text**"})).await;
+    let r = bob
+        .patch(
+            &format!("/api/v1/messages/{id}"),
+            json!({"body": "edited **text**"}),
+        )
+        .await;
     ok(&r, "author edit");
     let e = &r.body;
     assert_eq!(e["id"], id.as_str());
     assert_eq!(e["seq"], m["seq"], "an edit keeps the seq");
-    assert!(e["pos"].as_i64().unwrap() > m["pos"].as_i64().unwrap(), "an edit takes a new pos");
+    assert!(
+        e["pos"].as_i64().unwrap() > m["pos"].as_i64().unwrap(),
+        "an edit takes a new pos"
+    );
     assert_eq!(e["body"], "edited **text**");
     assert!(s(&e["html"]).contains("<strong>text</strong>"));
     assert!(e["edited_at"].is_string(), "edited_at set");
@@ -175,9 +208,13 @@ async fn only_the_author_may_edit() {
     assert_eq!(h["body"], "edited **text**");
     assert!(h["edited_at"].is_string());
 
-    let r = bob.patch(&format!("/api/v1/messages/{id}"), json!({"body": "   "})).await;
+    let r = bob
+        .patch(&format!("/api/v1/messages/{id}"), json!({"body": "   "}))
+        .await;
     invalid(&r, Some("body"), "edit to whitespace");
-    let r = bob.patch("/api/v1/messages/no-such-message", json!({"body": "x"})).await;
+    let r = bob
+        .patch("/api/v1/messages/no-such-message", json!({"body": "x"}))
+        .await;
     err(&r, "not_found", "edit unknown message");
 }
 
@@ -186,7 +223,11 @@ fn assert_tombstone(m: &Value, seq: i64) {
     assert_eq!(m["deleted"], true, "not a tombstone: {m}");
     assert_eq!(m["body"], "", "tombstone keeps its body: {m}");
     assert_eq!(m["html"], "", "tombstone keeps its html: {m}");
-    assert_eq!(m["attachments"], json!([]), "tombstone keeps attachments: {m}");
+    assert_eq!(
+        m["attachments"],
+        json!([]),
+        "tombstone keeps attachments: {m}"
+    );
     assert_eq!(m["seq"], seq, "tombstone keeps its seq");
 }
 
@@ -203,25 +244,36 @@ async fn delete_by_author_or_moderator_leaves_a_tombstone() {
     let m3 = send(&carol, &room, "carol three").await;
 
     // A plain member cannot delete someone else's message.
-    let r = carol.delete(&format!("/api/v1/messages/{}", s(&m1["id"]))).await;
+    let r = carol
+        .delete(&format!("/api/v1/messages/{}", s(&m1["id"])))
+        .await;
     err(&r, "forbidden", "member deleting another's message");
     assert_eq!(all_messages(&bob, &room).await[0]["deleted"], false);
 
     // The author can.
-    let r = bob.delete(&format!("/api/v1/messages/{}", s(&m1["id"]))).await;
+    let r = bob
+        .delete(&format!("/api/v1/messages/{}", s(&m1["id"])))
+        .await;
     ok(&r, "author delete");
     // The room owner (moderator+) can.
-    let r = alice.delete(&format!("/api/v1/messages/{}", s(&m2["id"]))).await;
+    let r = alice
+        .delete(&format!("/api/v1/messages/{}", s(&m2["id"])))
+        .await;
     ok(&r, "owner deleting a member's message");
     // A server admin (acts as owner) can.
-    let r = root.delete(&format!("/api/v1/messages/{}", s(&m3["id"]))).await;
+    let r = root
+        .delete(&format!("/api/v1/messages/{}", s(&m3["id"])))
+        .await;
     ok(&r, "server admin deleting a message");
 
     let msgs = all_messages(&carol, &room).await;
     assert_eq!(msgs.len(), 3, "tombstones stay in the history");
     for (i, m) in msgs.iter().enumerate() {
         assert_tombstone(m, i as i64 + 1);
-        assert!(m["pos"].as_i64().unwrap() > m3["pos"].as_i64().unwrap(), "a delete takes a new pos");
+        assert!(
+            m["pos"].as_i64().unwrap() > m3["pos"].as_i64().unwrap(),
+            "a delete takes a new pos"
+        );
     }
     // The next message still gets the next seq.
     assert_eq!(send(&bob, &room, "after").await["seq"], 4);
@@ -235,13 +287,31 @@ async fn replies_must_stay_in_their_room() {
     let b = new_room(&alice, "room-b", json!({})).await;
     let ma = send(&alice, &a, "in A").await;
 
-    let r = send_raw(&alice, &b, json!({"body": "reply across rooms", "reply_to": ma["id"]})).await;
+    let r = send_raw(
+        &alice,
+        &b,
+        json!({"body": "reply across rooms", "reply_to": ma["id"]}),
+    )
+    .await;
     invalid(&r, Some("reply_to"), "reply_to in another room");
-    let r = send_raw(&alice, &b, json!({"body": "thread across rooms", "thread_root": ma["id"]})).await;
+    let r = send_raw(
+        &alice,
+        &b,
+        json!({"body": "thread across rooms", "thread_root": ma["id"]}),
+    )
+    .await;
     invalid(&r, Some("thread_root"), "thread_root in another room");
-    assert!(all_messages(&alice, &b).await.is_empty(), "refused replies stored something");
+    assert!(
+        all_messages(&alice, &b).await.is_empty(),
+        "refused replies stored something"
+    );
 
-    let r = send_raw(&alice, &a, json!({"body": "a proper reply", "reply_to": ma["id"]})).await;
+    let r = send_raw(
+        &alice,
+        &a,
+        json!({"body": "a proper reply", "reply_to": ma["id"]}),
+    )
+    .await;
     ok(&r, "reply in the same room");
     assert_eq!(r.body["reply_to"], ma["id"]);
     assert_eq!(r.body["seq"], 2);
@@ -260,7 +330,11 @@ async fn markdown_is_rendered_and_sanitized() {
     ];
     for (body, want) in rendered {
         let m = send(&alice, &room, body).await;
-        assert!(s(&m["html"]).contains(want), "{body:?} rendered as {}", m["html"]);
+        assert!(
+            s(&m["html"]).contains(want),
+            "{body:?} rendered as {}",
+            m["html"]
+        );
         assert_eq!(m["body"], body, "body is stored as written");
     }
 
@@ -287,7 +361,10 @@ async fn markdown_is_rendered_and_sanitized() {
                 "{body:?} kept a <{name}> element: {html}"
             );
             for (k, v) in attrs {
-                assert!(!k.starts_with("on"), "{body:?} kept an event handler {k}: {html}");
+                assert!(
+                    !k.starts_with("on"),
+                    "{body:?} kept an event handler {k}: {html}"
+                );
                 let v = v.trim().to_ascii_lowercase();
                 assert!(
                     !((k == "href" || k == "src") && v.starts_with("javascript:")),
@@ -298,16 +375,28 @@ async fn markdown_is_rendered_and_sanitized() {
         assert_eq!(m["body"], body, "the raw body is kept as text");
     }
 
-    let m = send(&alice, &room, "see [the site](https://example.com/page) now").await;
+    let m = send(
+        &alice,
+        &room,
+        "see [the site](https://example.com/page) now",
+    )
+    .await;
     let html = s(&m["html"]);
     let links: Vec<_> = tags(&html).into_iter().filter(|(n, _)| n == "a").collect();
     assert_eq!(links.len(), 1, "one link expected: {html}");
     let attrs = &links[0].1;
     let get = |k: &str| attrs.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
-    assert_eq!(get("href").as_deref(), Some("https://example.com/page"), "link lost: {html}");
+    assert_eq!(
+        get("href").as_deref(),
+        Some("https://example.com/page"),
+        "link lost: {html}"
+    );
     let rel = get("rel").unwrap_or_else(|| panic!("link without rel: {html}"));
     for token in ["noopener", "noreferrer", "nofollow"] {
-        assert!(rel.split_whitespace().any(|t| t == token), "rel {rel:?} lacks {token}");
+        assert!(
+            rel.split_whitespace().any(|t| t == token),
+            "rel {rel:?} lacks {token}"
+        );
     }
     // History serves the same sanitized html.
     let last = all_messages(&alice, &room).await.pop().unwrap();
@@ -340,7 +429,11 @@ fn tags(html: &str) -> Vec<(String, Vec<(String, String)>)> {
                 break;
             }
             let ks = i;
-            while i < b.len() && b[i] != b'=' && b[i] != b'>' && !(b[i] as char).is_ascii_whitespace() {
+            while i < b.len()
+                && b[i] != b'='
+                && b[i] != b'>'
+                && !(b[i] as char).is_ascii_whitespace()
+            {
                 i += 1;
             }
             let key = html[ks..i].to_ascii_lowercase();
@@ -377,17 +470,35 @@ async fn client_id_makes_rest_sends_idempotent() {
     let (_root, alice, bob) = trio(&server).await;
     let room = new_room(&alice, "retry", json!({})).await;
     join_ok(&bob, &room).await;
-    let r1 = send_raw(&alice, &room, json!({"body": "first try", "client_id": "same-id"})).await;
+    let r1 = send_raw(
+        &alice,
+        &room,
+        json!({"body": "first try", "client_id": "same-id"}),
+    )
+    .await;
     ok(&r1, "first send");
-    let r2 = send_raw(&alice, &room, json!({"body": "second try", "client_id": "same-id"})).await;
+    let r2 = send_raw(
+        &alice,
+        &room,
+        json!({"body": "second try", "client_id": "same-id"}),
+    )
+    .await;
     ok(&r2, "retried send");
-    assert_eq!(r2.body["id"], r1.body["id"], "retry returns the original message");
+    assert_eq!(
+        r2.body["id"], r1.body["id"],
+        "retry returns the original message"
+    );
     assert_eq!(r2.body["seq"], r1.body["seq"]);
     assert_eq!(r2.body["body"], "first try", "retry stores nothing new");
     assert_eq!(all_messages(&alice, &room).await.len(), 1);
 
     // client_id is per author: bob may use the same one.
-    let r3 = send_raw(&bob, &room, json!({"body": "bob's", "client_id": "same-id"})).await;
+    let r3 = send_raw(
+        &bob,
+        &room,
+        json!({"body": "bob's", "client_id": "same-id"}),
+    )
+    .await;
     ok(&r3, "another author, same client_id");
     assert_ne!(r3.body["id"], r1.body["id"]);
     assert_eq!(r3.body["seq"], 2);
@@ -400,14 +511,20 @@ async fn client_id_makes_gateway_and_mixed_sends_idempotent() {
     let (_root, alice, _) = trio(&server).await;
     let room = new_room(&alice, "retry-ws", json!({})).await;
     let mut ws = alice.connect().await;
-    let frame = json!({"type": "send", "room_id": room, "client_id": "gw-1", "body": "over the gateway"});
+    let frame =
+        json!({"type": "send", "room_id": room, "client_id": "gw-1", "body": "over the gateway"});
     let (a, _) = call(&mut ws, frame.clone()).await;
     reply_ok(&a, "first gateway send");
     let (b, _) = call(&mut ws, frame.clone()).await;
     reply_ok(&b, "repeated gateway send");
     assert_eq!(a["data"]["id"], b["data"]["id"]);
     // Same client_id over REST: still the same message.
-    let r = send_raw(&alice, &room, json!({"body": "over REST", "client_id": "gw-1"})).await;
+    let r = send_raw(
+        &alice,
+        &room,
+        json!({"body": "over REST", "client_id": "gw-1"}),
+    )
+    .await;
     ok(&r, "REST retry of a gateway send");
     assert_eq!(r.body["id"], a["data"]["id"]);
     // And from another connection.
@@ -440,7 +557,12 @@ async fn mentions_are_recorded_and_notify() {
     join_ok(&bob, &room).await;
     let mut bws = bob.connect().await;
     let m = send(&alice, &room, "hey @bob, look").await;
-    assert_eq!(m["mentions"], json!([bob.id()]), "mentions: {}", m["mentions"]);
+    assert_eq!(
+        m["mentions"],
+        json!([bob.id()]),
+        "mentions: {}",
+        m["mentions"]
+    );
     let mid = s(&m["id"]);
     let (_, n) = until(&mut bws, |v| v["type"] == "notification").await;
     assert_eq!(n["room_id"], room.as_str());

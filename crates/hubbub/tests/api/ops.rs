@@ -24,10 +24,17 @@ async fn metrics_are_prometheus_text_with_hubbub_metrics() {
     ws.send_message(&general, "count me").await;
     let r = server.http().get("/metrics").await;
     assert_eq!(r.status, 200);
-    let ct = r.headers.get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let ct = r
+        .headers
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
     assert!(ct.starts_with("text/plain"), "metrics content-type {ct:?}");
     let body = String::from_utf8(r.bytes.clone()).expect("utf-8 metrics");
-    assert!(body.contains("# TYPE hubbub_"), "no hubbub_ metric families:\n{body}");
+    assert!(
+        body.contains("# TYPE hubbub_"),
+        "no hubbub_ metric families:\n{body}"
+    );
     let names: Vec<&str> = body
         .lines()
         .filter(|l| !l.starts_with('#') && l.starts_with("hubbub_"))
@@ -35,7 +42,10 @@ async fn metrics_are_prometheus_text_with_hubbub_metrics() {
     assert!(!names.is_empty(), "no hubbub_ samples:\n{body}");
     for l in &names {
         let value = l.rsplit(' ').next().unwrap();
-        assert!(value.parse::<f64>().is_ok(), "sample line {l:?} has no numeric value");
+        assert!(
+            value.parse::<f64>().is_ok(),
+            "sample line {l:?} has no numeric value"
+        );
     }
 }
 
@@ -44,7 +54,11 @@ async fn the_web_client_is_served_with_a_content_security_policy() {
     let server = fast().await;
     let r = server.http().get("/").await;
     assert_eq!(r.status, 200);
-    let ct = r.headers.get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let ct = r
+        .headers
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
     assert!(ct.starts_with("text/html"), "GET / content-type {ct:?}");
     let csp = r
         .headers
@@ -53,9 +67,15 @@ async fn the_web_client_is_served_with_a_content_security_policy() {
         .to_str()
         .unwrap()
         .to_string();
-    assert!(csp.contains("default-src") || csp.contains("script-src"), "weak CSP: {csp}");
+    assert!(
+        csp.contains("default-src") || csp.contains("script-src"),
+        "weak CSP: {csp}"
+    );
     let html = String::from_utf8_lossy(&r.bytes).to_ascii_lowercase();
-    assert!(html.contains("<html") || html.contains("<!doctype html"), "GET / is not an HTML page");
+    assert!(
+        html.contains("<html") || html.contains("<!doctype html"),
+        "GET / is not an HTML page"
+    );
     // No CDN: everything is local.
     for cdn in ["cdn.jsdelivr", "unpkg.com", "cdnjs.", "googleapis.com"] {
         assert!(!html.contains(cdn), "the page loads from a CDN ({cdn})");
@@ -94,8 +114,16 @@ async fn sigterm_closes_sockets_with_1001_and_exits_cleanly() {
     let acked = a.send_message(&general, "before shutdown").await;
     let (status, ca, cb) = tokio::join!(server.terminate(), a.recv_close(), b.recv_close());
     assert!(status.success(), "hubbub exited with {status:?} on SIGTERM");
-    assert_eq!(ca.map(|c| c.0), Some(1001), "close code for alice on shutdown");
-    assert_eq!(cb.map(|c| c.0), Some(1001), "close code for bob on shutdown");
+    assert_eq!(
+        ca.map(|c| c.0),
+        Some(1001),
+        "close code for alice on shutdown"
+    );
+    assert_eq!(
+        cb.map(|c| c.0),
+        Some(1001),
+        "close code for bob on shutdown"
+    );
     // Data is intact after a graceful stop.
     server.restart().await;
     let msgs = all_messages(&alice, &general).await;
@@ -123,7 +151,13 @@ async fn redis_with_sqlite_is_refused_clearly() {
     let out = tokio::time::timeout(
         WAIT,
         tokio::process::Command::new(env!("CARGO_BIN_EXE_hubbub"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--redis-url", "redis://127.0.0.1:1"])
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--redis-url",
+                "redis://127.0.0.1:1",
+            ])
             .arg("--data-dir")
             .arg(dir.path())
             .env_remove("HUBBUB_DATABASE_URL")
@@ -134,9 +168,19 @@ async fn redis_with_sqlite_is_refused_clearly() {
     .await
     .expect("hubbub should refuse to start, not keep running")
     .expect("run hubbub");
-    assert!(!out.status.success(), "hubbub started with --redis-url on SQLite");
-    let msg = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
-    assert!(msg.to_lowercase().contains("postgres"), "the refusal should say multi-node needs PostgreSQL: {msg}");
+    assert!(
+        !out.status.success(),
+        "hubbub started with --redis-url on SQLite"
+    );
+    let msg = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        msg.to_lowercase().contains("postgres"),
+        "the refusal should say multi-node needs PostgreSQL: {msg}"
+    );
 }
 
 #[tokio::test]
@@ -161,6 +205,9 @@ async fn bad_command_line_values_are_refused() {
         .unwrap_or_else(|_| panic!("hubbub {args:?} kept running"))
         .expect("run hubbub");
         assert!(!out.status.success(), "hubbub {args:?} was accepted");
-        assert!(!out.stderr.is_empty(), "hubbub {args:?} failed without a message");
+        assert!(
+            !out.stderr.is_empty(),
+            "hubbub {args:?} failed without a message"
+        );
     }
 }

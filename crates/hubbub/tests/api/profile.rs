@@ -40,7 +40,9 @@ async fn patch_me_updates_profile_everywhere() {
     assert_eq!(m["username"], "alice", "username unchanged");
 
     // Partial update leaves the other fields alone.
-    let r = alice.patch("/api/v1/me", json!({"status_text": "back"})).await;
+    let r = alice
+        .patch("/api/v1/me", json!({"status_text": "back"}))
+        .await;
     ok(&r, "partial PATCH /me");
     let m = me(&alice).await;
     assert_eq!(m["display_name"], "Alice Liddell");
@@ -59,7 +61,11 @@ async fn profile_length_limits() {
     let server = fast().await;
     let alice = server.register("alice", PW).await;
     // Limits are in characters, not bytes: 'é' is one code point, two bytes.
-    let cases = [("display_name", 64usize), ("bio", 500), ("status_text", 100)];
+    let cases = [
+        ("display_name", 64usize),
+        ("bio", 500),
+        ("status_text", 100),
+    ];
     for (field, max) in cases {
         let at_limit = "é".repeat(max);
         let r = alice.patch("/api/v1/me", json!({ field: at_limit })).await;
@@ -70,7 +76,11 @@ async fn profile_length_limits() {
         let over = "é".repeat(max + 1);
         let r = alice.patch("/api/v1/me", json!({ field: over })).await;
         invalid(&r, Some(field), &format!("{field} of {} chars", max + 1));
-        assert_eq!(me(&alice).await, before, "profile changed by a refused PATCH");
+        assert_eq!(
+            me(&alice).await,
+            before,
+            "profile changed by a refused PATCH"
+        );
     }
 }
 
@@ -96,14 +106,32 @@ async fn user_search_finds_by_name_prefix() {
         .iter()
         .map(|u| s(&u["username"]))
         .collect();
-    assert!(names.contains(&"alice".to_string()), "alice not found: {names:?}");
-    assert!(names.contains(&"alicia".to_string()), "alicia not found: {names:?}");
-    assert!(!names.contains(&"bob".to_string()), "bob should not match 'ali': {names:?}");
+    assert!(
+        names.contains(&"alice".to_string()),
+        "alice not found: {names:?}"
+    );
+    assert!(
+        names.contains(&"alicia".to_string()),
+        "alicia not found: {names:?}"
+    );
+    assert!(
+        !names.contains(&"bob".to_string()),
+        "bob should not match 'ali': {names:?}"
+    );
 
     let r = alice.get("/api/v1/users?q=BOB").await;
     ok(&r, "case-insensitive search");
-    let names: Vec<String> = r.body["users"].as_array().unwrap().iter().map(|u| s(&u["username"])).collect();
-    assert_eq!(names, vec!["bob".to_string()], "search should be case-insensitive");
+    let names: Vec<String> = r.body["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| s(&u["username"]))
+        .collect();
+    assert_eq!(
+        names,
+        vec!["bob".to_string()],
+        "search should be case-insensitive"
+    );
 }
 
 #[tokio::test]
@@ -112,10 +140,15 @@ async fn user_updated_reaches_room_mates() {
     let alice = server.register("alice", PW).await;
     let bob = server.register("bob", PW).await;
     let mut bws = bob.connect().await;
-    let r = alice.patch("/api/v1/me", json!({"display_name": "Queen Alice"})).await;
+    let r = alice
+        .patch("/api/v1/me", json!({"display_name": "Queen Alice"}))
+        .await;
     ok(&r, "PATCH /me");
     let aid = alice.id();
-    let (_, ev) = until(&mut bws, |v| v["type"] == "user_updated" && v["user"]["id"] == aid.as_str()).await;
+    let (_, ev) = until(&mut bws, |v| {
+        v["type"] == "user_updated" && v["user"]["id"] == aid.as_str()
+    })
+    .await;
     assert_eq!(ev["user"]["display_name"], "Queen Alice");
     assert_eq!(ev["user"]["username"], "alice");
 }

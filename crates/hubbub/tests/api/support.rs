@@ -42,12 +42,20 @@ pub fn is_ok(r: &Resp) -> bool {
 }
 
 pub fn text(r: &Resp) -> String {
-    String::from_utf8_lossy(&r.bytes).chars().take(800).collect()
+    String::from_utf8_lossy(&r.bytes)
+        .chars()
+        .take(800)
+        .collect()
 }
 
 #[track_caller]
 pub fn ok(r: &Resp, what: &str) {
-    assert!(is_ok(r), "{what}: expected success, got {} {}", r.status, text(r));
+    assert!(
+        is_ok(r),
+        "{what}: expected success, got {} {}",
+        r.status,
+        text(r)
+    );
 }
 
 pub fn statuses_for(code: &str) -> &'static [u16] {
@@ -75,7 +83,9 @@ pub fn err(r: &Resp, code: &str, what: &str) {
         text(r)
     );
     assert!(
-        r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "{what}: error without a message: {}",
         text(r)
     );
@@ -118,7 +128,9 @@ pub fn rate_limited(r: &Resp, what: &str) {
         .unwrap()
         .trim()
         .to_string();
-    let secs: u64 = ra.parse().unwrap_or_else(|_| panic!("{what}: Retry-After {ra:?} is not seconds"));
+    let secs: u64 = ra
+        .parse()
+        .unwrap_or_else(|_| panic!("{what}: Retry-After {ra:?} is not seconds"));
     assert!(secs >= 1, "{what}: Retry-After {secs} should be >= 1");
 }
 
@@ -136,8 +148,12 @@ pub async fn me(api: &Api) -> Value {
 }
 
 pub async fn raw(api: &Api, method: Method, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
-    api.send(api.request(method, path).header("Content-Type", content_type).body(body))
-        .await
+    api.send(
+        api.request(method, path)
+            .header("Content-Type", content_type)
+            .body(body),
+    )
+    .await
 }
 
 /// A request authenticated only by the session cookie, with an optional Origin.
@@ -185,7 +201,8 @@ pub async fn new_room(api: &Api, name: &str, extra: Value) -> String {
 }
 
 pub async fn join(api: &Api, room: &str) -> Resp {
-    api.post(&format!("/api/v1/rooms/{room}/join"), json!({})).await
+    api.post(&format!("/api/v1/rooms/{room}/join"), json!({}))
+        .await
 }
 
 #[track_caller]
@@ -227,14 +244,24 @@ pub fn member_ids(members: &[Value]) -> Vec<String> {
 
 /// Sends a message over REST and returns it.
 pub async fn send(api: &Api, room: &str, body: &str) -> Value {
-    let r = send_raw(api, room, json!({ "body": body, "client_id": format!("c-{}", uuid_like()) })).await;
+    let r = send_raw(
+        api,
+        room,
+        json!({ "body": body, "client_id": format!("c-{}", uuid_like()) }),
+    )
+    .await;
     ok(&r, "send message");
-    assert!(r.body["id"].is_string(), "send answered without a message: {}", text(&r));
+    assert!(
+        r.body["id"].is_string(),
+        "send answered without a message: {}",
+        text(&r)
+    );
     r.body
 }
 
 pub async fn send_raw(api: &Api, room: &str, body: Value) -> Resp {
-    api.post(&format!("/api/v1/rooms/{room}/messages"), body).await
+    api.post(&format!("/api/v1/rooms/{room}/messages"), body)
+        .await
 }
 
 /// A history page: (messages, has_more).
@@ -246,7 +273,10 @@ pub async fn history(api: &Api, room: &str, query: &str) -> (Vec<Value>, bool) {
     };
     let r = api.get(&path).await;
     ok(&r, &format!("GET {path}"));
-    let msgs = r.body["messages"].as_array().expect("messages array").clone();
+    let msgs = r.body["messages"]
+        .as_array()
+        .expect("messages array")
+        .clone();
     let more = r.body["has_more"]
         .as_bool()
         .unwrap_or_else(|| panic!("has_more missing: {}", text(&r)));
@@ -259,15 +289,21 @@ pub async fn all_messages(api: &Api, room: &str) -> Vec<Value> {
 }
 
 pub fn seqs(msgs: &[Value]) -> Vec<i64> {
-    msgs.iter().map(|m| m["seq"].as_i64().expect("seq")).collect()
+    msgs.iter()
+        .map(|m| m["seq"].as_i64().expect("seq"))
+        .collect()
 }
 
 pub fn ids(msgs: &[Value]) -> Vec<String> {
-    msgs.iter().map(|m| m["id"].as_str().expect("id").to_string()).collect()
+    msgs.iter()
+        .map(|m| m["id"].as_str().expect("id").to_string())
+        .collect()
 }
 
 pub fn s(v: &Value) -> String {
-    v.as_str().unwrap_or_else(|| panic!("expected a string, got {v}")).to_string()
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {v}"))
+        .to_string()
 }
 
 // ---------------------------------------------------------------------------
@@ -342,7 +378,9 @@ pub fn reply_err(r: &Value, code: &str, what: &str) {
     assert_eq!(r["ok"], false, "{what}: expected an error reply, got {r}");
     assert_eq!(r["error"]["code"], code, "{what}: wrong code in {r}");
     assert!(
-        r["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        r["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "{what}: error reply without message: {r}"
     );
 }
@@ -382,7 +420,11 @@ pub async fn send_text_frame(ws: &mut Ws, text: String) {
 
 /// Tries a gateway upgrade with optional `?token=` and extra headers.
 /// Ok(ws) after `ready`, or Err(HTTP status) when the upgrade is refused.
-pub async fn ws_try(server: &Server, token: Option<&str>, headers: &[(&str, String)]) -> Result<Ws, u16> {
+pub async fn ws_try(
+    server: &Server,
+    token: Option<&str>,
+    headers: &[(&str, String)],
+) -> Result<Ws, u16> {
     use tungstenite::client::IntoClientRequest;
     use tungstenite::http::{HeaderName, HeaderValue};
     let url = match token {
@@ -414,9 +456,10 @@ pub async fn connect_small_rcvbuf(api: &Api, rcvbuf: u32) -> Ws {
         .await
         .expect("tcp connect");
     let url = format!("{}?token={}", api.ws, api.token());
-    let (stream, _) = tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
-        .await
-        .expect("ws upgrade");
+    let (stream, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("ws upgrade");
     Ws::from_stream(stream).await
 }
 
@@ -449,13 +492,12 @@ pub async fn bulk_send(api: &Api, room: &str, n: usize, prefix: &str) -> Vec<Val
         }
         while !reqs.is_empty() {
             let v = ws.recv().await.expect("closed during bulk send");
-            if v["type"] == "reply" {
-                if let Some(r) = v["req"].as_str() {
-                    if reqs.remove(r) {
-                        assert_eq!(v["ok"], true, "bulk send failed: {v}");
-                        out.push(v["data"].clone());
-                    }
-                }
+            if v["type"] == "reply"
+                && let Some(r) = v["req"].as_str()
+                && reqs.remove(r)
+            {
+                assert_eq!(v["ok"], true, "bulk send failed: {v}");
+                out.push(v["data"].clone());
             }
         }
         i += chunk;
@@ -511,8 +553,16 @@ pub fn base64(data: &[u8]) -> String {
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -522,7 +572,11 @@ pub fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -547,7 +601,8 @@ pub fn png_bands(band: u32, h: u32) -> Vec<u8> {
         _ => image::Rgb([0, 0, 255]),
     });
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("png");
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("png");
     out.into_inner()
 }
 
@@ -556,7 +611,9 @@ pub fn all_bytes_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let p = e.path();
             if p.is_dir() {

@@ -26,60 +26,20 @@ fn env(name: &str) -> Option<String> {
 
 /// The services, or None (with one line saying why) when they are not configured.
 fn services() -> Option<(String, String)> {
-    match (env("HUBBUB_TEST_DATABASE_URL"), env("HUBBUB_TEST_REDIS_URL")) {
+    match (
+        env("HUBBUB_TEST_DATABASE_URL"),
+        env("HUBBUB_TEST_REDIS_URL"),
+    ) {
         (Some(pg), Some(redis)) => Some((pg, redis)),
         _ => {
             if env("HUBBUB_E2E").as_deref() == Some("require") {
                 panic!("cluster tests need HUBBUB_TEST_DATABASE_URL and HUBBUB_TEST_REDIS_URL");
             }
-            println!("cluster tests skipped: HUBBUB_TEST_DATABASE_URL or HUBBUB_TEST_REDIS_URL not set");
+            println!(
+                "cluster tests skipped: HUBBUB_TEST_DATABASE_URL or HUBBUB_TEST_REDIS_URL not set"
+            );
             None
         }
-    }
-}
-
-/// A fresh PostgreSQL database, dropped when the test ends.
-struct Database {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    async fn create(admin_url: &str) -> Database {
-        use sqlx::Connection;
-        let name = format!("hubbub_cluster_{}", uuid_like().replace('-', "_"));
-        let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("connect to PostgreSQL");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create database");
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
-        Database {
-            admin_url: admin_url.to_string(),
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-
-    /// The URL with another host:port (for the proxy).
-    fn url_via(&self, port: u16) -> String {
-        let (scheme, rest) = self.url.split_once("://").expect("scheme");
-        let (auth, path) = rest.split_once('/').expect("path");
-        let user = auth.rsplit_once('@').map(|(u, _)| format!("{u}@")).unwrap_or_default();
-        format!("{scheme}://{user}127.0.0.1:{port}/{path}")
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("psql")
-            .arg(&self.admin_url)
-            .arg("-qc")
-            .arg(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
     }
 }
 
@@ -126,7 +86,11 @@ fn msg_bodies(frames: &[Value], room: &str) -> Vec<String> {
 }
 
 /// Reads frames until `pred` has seen what it wants; returns everything read.
-async fn read_until(ws: &mut Ws, wait: Duration, mut done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+async fn read_until(
+    ws: &mut Ws,
+    wait: Duration,
+    mut done: impl FnMut(&[Value]) -> bool,
+) -> Vec<Value> {
     let mut frames = Vec::new();
     let deadline = tokio::time::Instant::now() + wait;
     while !done(&frames) {
@@ -145,7 +109,9 @@ async fn general_of(api: &Api) -> String {
 
 #[tokio::test]
 async fn three_nodes_behave_as_one() {
-    let Some((pg, redis)) = services() else { return };
+    let Some((pg, redis)) = services() else {
+        return;
+    };
     let c = cluster(3, &redis, &pg, &[]).await;
     let (a, b, n3) = (&c.nodes[0], &c.nodes[1], &c.nodes[2]);
     let alice = a.register("alice", PW).await;
@@ -166,7 +132,11 @@ async fn three_nodes_behave_as_one() {
         .any(|u| u["id"] == carol_id.as_str() && u["status"] == "online");
     if !online_in_ready {
         read_until(&mut wa, WAIT, |fs| {
-            fs.iter().any(|f| f["type"] == "presence" && f["user_id"] == carol_id.as_str() && f["status"] == "online")
+            fs.iter().any(|f| {
+                f["type"] == "presence"
+                    && f["user_id"] == carol_id.as_str()
+                    && f["status"] == "online"
+            })
         })
         .await;
     }
@@ -174,7 +144,11 @@ async fn three_nodes_behave_as_one() {
     // Concurrent senders on three nodes.
     let per = 10;
     let mut tasks = Vec::new();
-    for (who, api) in [("a", alice.clone()), ("b", bob.clone()), ("c", carol.clone())] {
+    for (who, api) in [
+        ("a", alice.clone()),
+        ("b", bob.clone()),
+        ("c", carol.clone()),
+    ] {
         let room = room.clone();
         tasks.push(tokio::spawn(async move {
             let mut ws = api.connect().await;
@@ -195,8 +169,15 @@ async fn three_nodes_behave_as_one() {
             .filter(|f| f["type"] == "message" && f["message"]["room_id"] == room.as_str())
             .map(|f| f["message"]["seq"].as_i64().unwrap())
             .collect();
-        assert_eq!(seqs.len(), total, "every message reaches every node's clients exactly once");
-        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "seq order with no gap: {seqs:?}");
+        assert_eq!(
+            seqs.len(),
+            total,
+            "every message reaches every node's clients exactly once"
+        );
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "seq order with no gap: {seqs:?}"
+        );
         orders.push(msg_bodies(&frames, &room));
     }
     assert_eq!(orders[0], orders[1], "same order on nodes 1 and 2");
@@ -204,44 +185,77 @@ async fn three_nodes_behave_as_one() {
 
     // An edit on node 2 reaches nodes 1 and 3.
     let m = wb.send_message(&room, "to be edited").await;
-    let r = wb.request(json!({"type": "edit", "message_id": m["id"], "body": "edited!"})).await;
+    let r = wb
+        .request(json!({"type": "edit", "message_id": m["id"], "body": "edited!"}))
+        .await;
     assert_eq!(r["ok"], true, "{r}");
     for ws in [&mut wa, &mut wc] {
         let fs = read_until(ws, WAIT, |fs| {
-            fs.iter().any(|f| f["type"] == "message_updated" && f["message"]["body"] == "edited!")
+            fs.iter()
+                .any(|f| f["type"] == "message_updated" && f["message"]["body"] == "edited!")
         })
         .await;
-        assert!(fs.iter().any(|f| f["type"] == "message_updated" && f["message"]["body"] == "edited!"));
+        assert!(
+            fs.iter()
+                .any(|f| f["type"] == "message_updated" && f["message"]["body"] == "edited!")
+        );
     }
 
     // Typing on node 3 reaches nodes 1 and 2, never the typist.
-    let r = wc.request(json!({"type": "typing", "room_id": room, "active": true})).await;
+    let r = wc
+        .request(json!({"type": "typing", "room_id": room, "active": true}))
+        .await;
     assert_eq!(r["ok"], true);
     for ws in [&mut wa, &mut wb] {
         let fs = read_until(ws, WAIT, |fs| {
-            fs.iter().any(|f| f["type"] == "typing" && f["user_ids"].as_array().is_some_and(|u| u.contains(&json!(carol_id))))
+            fs.iter().any(|f| {
+                f["type"] == "typing"
+                    && f["user_ids"]
+                        .as_array()
+                        .is_some_and(|u| u.contains(&json!(carol_id)))
+            })
         })
         .await;
         assert!(!fs.is_empty(), "typing reached another node");
     }
 
     // One client_id through two nodes: one message.
-    let r1 = alice.post(&format!("/api/v1/rooms/{room}/messages"), json!({"body": "once", "client_id": "dup-1"})).await;
+    let r1 = alice
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            json!({"body": "once", "client_id": "dup-1"}),
+        )
+        .await;
     let alice_on_3 = on(n3, &alice);
     let r2 = alice_on_3
-        .post(&format!("/api/v1/rooms/{room}/messages"), json!({"body": "once", "client_id": "dup-1"}))
+        .post(
+            &format!("/api/v1/rooms/{room}/messages"),
+            json!({"body": "once", "client_id": "dup-1"}),
+        )
         .await;
     assert_eq!(r1.status, 200, "{}", r1.body);
     assert_eq!(r2.status, 200, "{}", r2.body);
-    assert_eq!(r1.body["id"], r2.body["id"], "the retry returned the original");
-    let hist = alice.get(&format!("/api/v1/rooms/{room}/messages?limit=200")).await;
-    let once = hist.body["messages"].as_array().unwrap().iter().filter(|m| m["body"] == "once").count();
+    assert_eq!(
+        r1.body["id"], r2.body["id"],
+        "the retry returned the original"
+    );
+    let hist = alice
+        .get(&format!("/api/v1/rooms/{room}/messages?limit=200"))
+        .await;
+    let once = hist.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["body"] == "once")
+        .count();
     assert_eq!(once, 1);
 }
 
 #[tokio::test]
 async fn a_killed_node_loses_nothing_and_its_users_go_offline() {
-    let Some((pg, redis)) = services() else { return };
+    let Some((pg, redis)) = services() else {
+        return;
+    };
     let mut c = cluster(3, &redis, &pg, &["--presence-grace-ms", "1000"]).await;
     let alice = c.nodes[0].register("alice", PW).await;
     let bob = c.nodes[1].register("bob", PW).await;
@@ -252,7 +266,10 @@ async fn a_killed_node_loses_nothing_and_its_users_go_offline() {
     let _wd = dave.connect().await;
 
     let first = wa.send_message(&room, "before").await;
-    let fs = read_until(&mut wb, WAIT, |fs| msg_bodies(fs, &room).contains(&"before".to_string())).await;
+    let fs = read_until(&mut wb, WAIT, |fs| {
+        msg_bodies(fs, &room).contains(&"before".to_string())
+    })
+    .await;
     let last_pos = fs
         .iter()
         .filter_map(|f| f["pos"].as_i64())
@@ -263,12 +280,19 @@ async fn a_killed_node_loses_nothing_and_its_users_go_offline() {
     c.nodes[1].kill9().await;
     let mut sent = Vec::new();
     for i in 0..5 {
-        sent.push(wa.send_message(&room, &format!("during-{i}")).await["id"].as_str().unwrap().to_string());
+        sent.push(
+            wa.send_message(&room, &format!("during-{i}")).await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     // Bob reconnects to node 3 and resumes.
     let bob3 = on(&c.nodes[2], &bob);
     let mut wb3 = bob3.connect().await;
-    let r = wb3.request(json!({"type": "resume", "rooms": {room.clone(): last_pos}})).await;
+    let r = wb3
+        .request(json!({"type": "resume", "rooms": {room.clone(): last_pos}}))
+        .await;
     assert_eq!(r["ok"], true, "{r}");
     let got: Vec<String> = r["data"]["rooms"][0]["messages"]
         .as_array()
@@ -279,25 +303,44 @@ async fn a_killed_node_loses_nothing_and_its_users_go_offline() {
     let got_set: HashSet<_> = got.iter().cloned().collect();
     assert_eq!(got.len(), got_set.len(), "no duplicates in resume");
     for id in &sent {
-        assert!(got_set.contains(id), "message sent while bob's node was dead is resumed");
+        assert!(
+            got_set.contains(id),
+            "message sent while bob's node was dead is resumed"
+        );
     }
     // Live delivery continues on the new node.
     wa.send_message(&room, "after").await;
-    let fs = read_until(&mut wb3, WAIT, |fs| msg_bodies(fs, &room).contains(&"after".to_string())).await;
-    assert_eq!(msg_bodies(&fs, &room).iter().filter(|b| b.starts_with("during")).count(), 0, "nothing twice");
+    let fs = read_until(&mut wb3, WAIT, |fs| {
+        msg_bodies(fs, &room).contains(&"after".to_string())
+    })
+    .await;
+    assert_eq!(
+        msg_bodies(&fs, &room)
+            .iter()
+            .filter(|b| b.starts_with("during"))
+            .count(),
+        0,
+        "nothing twice"
+    );
 
     // Dave never came back: alice sees him offline within 30 s of the node dying.
     let dave_id = dave.id();
     let fs = read_until(&mut wa, Duration::from_secs(40), |fs| {
-        fs.iter().any(|f| f["type"] == "presence" && f["user_id"] == dave_id.as_str() && f["status"] == "offline")
+        fs.iter().any(|f| {
+            f["type"] == "presence" && f["user_id"] == dave_id.as_str() && f["status"] == "offline"
+        })
     })
     .await;
     assert!(
-        fs.iter().any(|f| f["type"] == "presence" && f["user_id"] == dave_id.as_str() && f["status"] == "offline"),
+        fs.iter().any(|f| f["type"] == "presence"
+            && f["user_id"] == dave_id.as_str()
+            && f["status"] == "offline"),
         "dave went offline after his node died"
     );
     // Bob reconnected elsewhere: he is not announced offline.
-    assert!(!fs.iter().any(|f| f["type"] == "presence" && f["user_id"] == bob.id().as_str() && f["status"] == "offline"));
+    assert!(!fs.iter().any(|f| f["type"] == "presence"
+        && f["user_id"] == bob.id().as_str()
+        && f["status"] == "offline"));
 }
 
 /// A private Redis this test may restart.
@@ -309,11 +352,23 @@ struct PrivateRedis {
 impl PrivateRedis {
     fn start(port: u16) -> PrivateRedis {
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server");
-        PrivateRedis { port, child: Some(child) }
+        PrivateRedis {
+            port,
+            child: Some(child),
+        }
     }
     async fn wait_ready(&self) {
         for _ in 0..200 {
@@ -339,13 +394,22 @@ impl Drop for PrivateRedis {
 }
 
 async fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
 async fn a_redis_restart_loses_nothing_acknowledged() {
     let Some((pg, _)) = services() else { return };
-    if std::process::Command::new("redis-server").arg("--version").output().is_err() {
+    if std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         panic!("redis-server is needed for the Redis restart test");
     }
     let port = free_port().await;
@@ -361,7 +425,12 @@ async fn a_redis_restart_loses_nothing_acknowledged() {
 
     let mut expected = Vec::new();
     for i in 0..3 {
-        expected.push(wa.send_message(&room, &format!("before-{i}")).await["body"].as_str().unwrap().to_string());
+        expected.push(
+            wa.send_message(&room, &format!("before-{i}")).await["body"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     let mut seen = read_until(&mut wb, WAIT, |fs| msg_bodies(fs, &room).len() >= 3).await;
 
@@ -369,7 +438,12 @@ async fn a_redis_restart_loses_nothing_acknowledged() {
     // Node 1 keeps serving its own clients, says it is not ready, and acknowledges
     // what it stored.
     for i in 0..3 {
-        expected.push(wa.send_message(&room, &format!("during-{i}")).await["body"].as_str().unwrap().to_string());
+        expected.push(
+            wa.send_message(&room, &format!("during-{i}")).await["body"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     let ready = c.nodes[0].http().get("/readyz").await;
     assert_eq!(ready.status, 503, "not ready without Redis");
@@ -377,9 +451,19 @@ async fn a_redis_restart_loses_nothing_acknowledged() {
     let redis = PrivateRedis::start(port);
     redis.wait_ready().await;
     // Without anything else being sent, bob's node fills the gap once its bus is back.
-    seen.extend(read_until(&mut wb, Duration::from_secs(30), |fs| msg_bodies(fs, &room).len() >= 3).await);
+    seen.extend(
+        read_until(&mut wb, Duration::from_secs(30), |fs| {
+            msg_bodies(fs, &room).len() >= 3
+        })
+        .await,
+    );
     for i in 0..3 {
-        expected.push(wa.send_message(&room, &format!("after-{i}")).await["body"].as_str().unwrap().to_string());
+        expected.push(
+            wa.send_message(&room, &format!("after-{i}")).await["body"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     seen.extend(read_until(&mut wb, WAIT, |fs| msg_bodies(fs, &room).len() >= 3).await);
     let got = msg_bodies(&seen, &room);
@@ -410,7 +494,9 @@ impl Proxy {
         let (up, rx) = watch::channel(true);
         tokio::spawn(async move {
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { break };
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    break;
+                };
                 if !*rx.borrow() {
                     drop(inbound);
                     continue;
@@ -418,7 +504,10 @@ impl Proxy {
                 let target = target.clone();
                 let mut rx = rx.clone();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect((target.0.as_str(), target.1)).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect((target.0.as_str(), target.1)).await
+                    else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = rx.wait_for(|up| !*up) => {}
@@ -438,12 +527,17 @@ impl Proxy {
 
 #[tokio::test]
 async fn a_postgres_outage_fails_sends_clearly_and_the_node_recovers() {
-    let Some((pg, redis)) = services() else { return };
+    let Some((pg, redis)) = services() else {
+        return;
+    };
     let db = Database::create(&pg).await;
     let target = {
         let rest = pg.split_once("://").unwrap().1;
         let hostport = rest.split('/').next().unwrap();
-        let hostport = hostport.rsplit_once('@').map(|(_, h)| h).unwrap_or(hostport);
+        let hostport = hostport
+            .rsplit_once('@')
+            .map(|(_, h)| h)
+            .unwrap_or(hostport);
         let (h, p) = hostport.rsplit_once(':').unwrap_or((hostport, "5432"));
         (h.to_string(), p.parse::<u16>().unwrap())
     };
@@ -469,18 +563,30 @@ async fn a_postgres_outage_fails_sends_clearly_and_the_node_recovers() {
 
     proxy.cut();
     let r = ws
-        .request(json!({"type": "send", "room_id": room, "client_id": "lost-1", "body": "not stored"}))
+        .request(
+            json!({"type": "send", "room_id": room, "client_id": "lost-1", "body": "not stored"}),
+        )
         .await;
-    assert_eq!(r["ok"], false, "a send must fail while the database is down: {r}");
+    assert_eq!(
+        r["ok"], false,
+        "a send must fail while the database is down: {r}"
+    );
     assert_eq!(r["error"]["code"], "internal", "{r}");
-    assert!(r["error"]["message"].as_str().is_some_and(|m| m.contains("database")), "a clear message: {r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("database")),
+        "a clear message: {r}"
+    );
     assert_eq!(node.http().get("/readyz").await.status, 503);
 
     proxy.restore();
     let mut sent = None;
     for _ in 0..100 {
         let r = ws
-            .request(json!({"type": "send", "room_id": room, "client_id": "after-1", "body": "after"}))
+            .request(
+                json!({"type": "send", "room_id": room, "client_id": "after-1", "body": "after"}),
+            )
             .await;
         if r["ok"] == true {
             sent = Some(r);
@@ -490,6 +596,15 @@ async fn a_postgres_outage_fails_sends_clearly_and_the_node_recovers() {
     }
     assert!(sent.is_some(), "the node recovers by itself");
     let hist = alice.get(&format!("/api/v1/rooms/{room}/messages")).await;
-    let bodies: Vec<&str> = hist.body["messages"].as_array().unwrap().iter().map(|m| m["body"].as_str().unwrap()).collect();
-    assert_eq!(bodies, ["stored", "after"], "nothing acknowledged is missing, nothing unacknowledged is stored");
+    let bodies: Vec<&str> = hist.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        bodies,
+        ["stored", "after"],
+        "nothing acknowledged is missing, nothing unacknowledged is stored"
+    );
 }

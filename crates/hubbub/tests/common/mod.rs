@@ -50,6 +50,20 @@ impl Server {
         s
     }
 
+    /// A server on an existing data dir (kept after the test).
+    pub async fn start_in(dir: &std::path::Path, args: &[&str]) -> Server {
+        let mut s = Server {
+            port: 0,
+            base: String::new(),
+            data_dir: dir.to_path_buf(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            child: None,
+            _tmp: None,
+        };
+        s.spawn(0).await;
+        s
+    }
+
     async fn spawn(&mut self, port: u16) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hubbub"));
         cmd.arg("serve")
@@ -78,7 +92,13 @@ impl Server {
         let port = tokio::time::timeout(WAIT, async {
             while let Some(line) = lines.next_line().await.expect("read stdout") {
                 if let Some(addr) = line.strip_prefix("hubbub listening on ") {
-                    let port = addr.trim().rsplit(':').next().unwrap().parse::<u16>().unwrap();
+                    let port = addr
+                        .trim()
+                        .rsplit(':')
+                        .next()
+                        .unwrap()
+                        .parse::<u16>()
+                        .unwrap();
                     return port;
                 }
             }
@@ -122,7 +142,10 @@ impl Server {
             .arg(pid.to_string())
             .status()
             .expect("kill -TERM");
-        tokio::time::timeout(WAIT, c.wait()).await.expect("graceful exit").expect("wait")
+        tokio::time::timeout(WAIT, c.wait())
+            .await
+            .expect("graceful exit")
+            .expect("wait")
     }
 
     /// Starts the server again on the same port and data dir.
@@ -140,7 +163,9 @@ impl Server {
     /// Creates a guest and returns an authenticated client.
     pub async fn guest(&self, name: &str) -> Api {
         let api = self.http();
-        let r = api.post("/api/v1/auth/guest", json!({ "name": name })).await;
+        let r = api
+            .post("/api/v1/auth/guest", json!({ "name": name }))
+            .await;
         assert_eq!(r.status, 200, "guest {name}: {}", r.body);
         Api::new(self, Some(r.body["token"].as_str().unwrap().to_string()))
             .with_user(r.body["user"].clone())
@@ -210,7 +235,9 @@ impl Api {
     }
 
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let mut rb = self.client.request(method, format!("{}{}", self.base, path));
+        let mut rb = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
         if let Some(t) = &self.token {
             rb = rb.bearer_auth(t);
         }
@@ -236,15 +263,18 @@ impl Api {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Resp {
-        self.send(self.request(reqwest::Method::POST, path).json(&body)).await
+        self.send(self.request(reqwest::Method::POST, path).json(&body))
+            .await
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> Resp {
-        self.send(self.request(reqwest::Method::PATCH, path).json(&body)).await
+        self.send(self.request(reqwest::Method::PATCH, path).json(&body))
+            .await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> Resp {
-        self.send(self.request(reqwest::Method::PUT, path).json(&body)).await
+        self.send(self.request(reqwest::Method::PUT, path).json(&body))
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> Resp {
@@ -275,7 +305,9 @@ impl Api {
     /// Opens a gateway connection with `?token=` and reads the `ready` frame.
     pub async fn connect(&self) -> Ws {
         let url = format!("{}?token={}", self.ws, self.token());
-        let (stream, _) = tokio_tungstenite::connect_async(url).await.expect("ws connect");
+        let (stream, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connect");
         let mut ws = Ws {
             stream,
             next_req: 0,
@@ -302,7 +334,10 @@ impl Ws {
     }
 
     pub async fn send_text(&mut self, s: &str) {
-        self.stream.send(WsMessage::Text(s.to_string().into())).await.expect("ws send");
+        self.stream
+            .send(WsMessage::Text(s.to_string().into()))
+            .await
+            .expect("ws send");
     }
 
     /// The next text frame as JSON, or None when the connection closed.
@@ -327,7 +362,10 @@ impl Ws {
     /// Skips frames until one of the given type arrives.
     pub async fn recv_type(&mut self, ty: &str) -> Value {
         loop {
-            let v = self.recv().await.unwrap_or_else(|| panic!("closed while waiting for {ty}"));
+            let v = self
+                .recv()
+                .await
+                .unwrap_or_else(|| panic!("closed while waiting for {ty}"));
             if v["type"] == ty {
                 return v;
             }
@@ -352,7 +390,9 @@ impl Ws {
     pub async fn send_message(&mut self, room_id: &str, body: &str) -> Value {
         let client_id = format!("c-{}", uuid_like());
         let r = self
-            .request(json!({"type": "send", "room_id": room_id, "client_id": client_id, "body": body}))
+            .request(
+                json!({"type": "send", "room_id": room_id, "client_id": client_id, "body": body}),
+            )
             .await;
         assert_eq!(r["ok"], true, "send failed: {r}");
         r["data"].clone()
@@ -361,9 +401,13 @@ impl Ws {
     /// Reads frames until the close frame; returns (code, reason).
     pub async fn recv_close(&mut self) -> Option<(u16, String)> {
         loop {
-            let m = tokio::time::timeout(WAIT, self.stream.next()).await.expect("timed out")?;
+            let m = tokio::time::timeout(WAIT, self.stream.next())
+                .await
+                .expect("timed out")?;
             match m {
-                Ok(WsMessage::Close(Some(cf))) => return Some((cf.code.into(), cf.reason.to_string())),
+                Ok(WsMessage::Close(Some(cf))) => {
+                    return Some((cf.code.into(), cf.reason.to_string()));
+                }
                 Ok(WsMessage::Close(None)) => return Some((1005, String::new())),
                 Err(_) => return None,
                 Ok(_) => continue,
@@ -387,7 +431,8 @@ pub fn uuid_like() -> String {
 pub fn png(width: u32, height: u32) -> Vec<u8> {
     let img = image::RgbImage::from_pixel(width, height, image::Rgb([200, 60, 90]));
     let mut out = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut out, image::ImageFormat::Png).expect("png");
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("png");
     out.into_inner()
 }
 
@@ -412,5 +457,61 @@ impl Ws {
         let ready = ws.recv_type("ready").await;
         ws.ready = ready;
         ws
+    }
+}
+
+/// A fresh PostgreSQL database, dropped when the test ends.
+pub struct Database {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl Database {
+    pub async fn create(admin_url: &str) -> Database {
+        use sqlx::Connection;
+        let name = format!("hubbub_test_{}", uuid_like().replace('-', "_"));
+        let mut conn = sqlx::PgConnection::connect(admin_url)
+            .await
+            .expect("connect to PostgreSQL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b)
+            .unwrap_or(admin_url);
+        Database {
+            admin_url: admin_url.to_string(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    /// The URL with another host:port (for the proxy).
+    pub fn url_via(&self, port: u16) -> String {
+        let (scheme, rest) = self.url.split_once("://").expect("scheme");
+        let (auth, path) = rest.split_once('/').expect("path");
+        let user = auth
+            .rsplit_once('@')
+            .map(|(u, _)| format!("{u}@"))
+            .unwrap_or_default();
+        format!("{scheme}://{user}127.0.0.1:{port}/{path}")
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .arg(&self.admin_url)
+            .arg("-qc")
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }

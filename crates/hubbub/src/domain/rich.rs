@@ -1,0 +1,457 @@
+//! Rich messaging: reactions, pins, threads, mentions and notifications, DMs, search.
+
+use std::collections::HashMap;
+
+use super::error::{Error, OrNotFound, Result};
+use super::{Chat, validate};
+use crate::model::{Message, Room, SearchResult};
+use crate::store::{
+    MessageRecord, NewRoom, Role, RoomKind, RoomRecord, SNIPPET_END, SNIPPET_START, StoreError,
+    UserRecord,
+};
+use crate::util::{new_id, now_ms};
+use crate::wire::{Event, ReactionChange};
+
+/// Who a message mentions, and how to highlight each `@name`.
+#[derive(Debug, Default)]
+pub struct Mentions {
+    /// Mentioned user ids (deduplicated, author excluded).
+    pub users: Vec<String>,
+    /// Lower-cased `@name` → user id, `here` or `room`.
+    pub highlight: HashMap<String, String>,
+}
+
+const NOTIFY_LEVELS: [&str; 3] = ["all", "mentions", "none"];
+
+impl Chat {
+    /// Resolves the `@names` of a body against the room's members: `@username` of a
+    /// member, `@here` (members not offline), `@room` (everyone; moderators and up
+    /// only — for others it stays plain text).
+    pub(crate) async fn resolve_mentions(
+        &self,
+        author: &UserRecord,
+        room: &RoomRecord,
+        role: Option<Role>,
+        body: &str,
+    ) -> Result<Mentions> {
+        let names = super::markdown::mentioned_names(body);
+        let mut out = Mentions::default();
+        if names.is_empty() {
+            return Ok(out);
+        }
+        let may_room = role.is_some_and(|r| r.rank() >= Role::Moderator.rank());
+        let wants_here = names.iter().any(|n| n == "here");
+        let wants_room = may_room && names.iter().any(|n| n == "room");
+        let add = |out: &mut Mentions, id: &str| {
+            if id != author.id && !out.users.iter().any(|u| u == id) {
+                out.users.push(id.to_string());
+            }
+        };
+        for name in names
+            .iter()
+            .filter(|n| *n != "here" && *n != "room")
+            .take(50)
+        {
+            let user = match self.store.user_by_name(name).await {
+                Ok(u) => u,
+                Err(StoreError::NotFound) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if self.member_of(&room.id, &user.id).await?.is_some() {
+                out.highlight.insert(name.clone(), user.id.clone());
+                add(&mut out, &user.id);
+            }
+        }
+        if wants_here || wants_room {
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.store.members(&room.id, after.as_deref(), 1000).await?;
+                for e in &page {
+                    let online = self.presence.status(&e.user).0 != "offline";
+                    if wants_room || online {
+                        add(&mut out, &e.user.id);
+                    }
+                }
+                if page.len() < 1000 {
+                    break;
+                }
+                after = page.last().map(|e| e.user.id.clone());
+            }
+            if wants_here {
+                out.highlight.insert("here".into(), "here".into());
+            }
+            if wants_room {
+                out.highlight.insert("room".into(), "room".into());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends `notification` to whoever should hear about a new message: mentioned
+    /// members (unless their level is `none`), members whose level is `all`, and in
+    /// DMs every other participant (DMs default to `all`).
+    pub(crate) async fn notify(&self, room: &RoomRecord, msg: &Message) -> Result<()> {
+        let mut targets: Vec<String> = Vec::new();
+        let default_level = if room.kind == RoomKind::Dm {
+            "all"
+        } else {
+            "mentions"
+        };
+        if room.kind == RoomKind::Dm {
+            let members = self.store.members(&room.id, None, 20).await?;
+            let ids: Vec<String> = members.iter().map(|e| e.user.id.clone()).collect();
+            for (u, level) in self.store.notification_levels(&room.id, Some(&ids)).await? {
+                let level = level.as_deref().unwrap_or(default_level);
+                if level == "all" || (level == "mentions" && msg.mentions.contains(&u)) {
+                    targets.push(u);
+                }
+            }
+        } else {
+            if !msg.mentions.is_empty() {
+                for (u, level) in self
+                    .store
+                    .notification_levels(&room.id, Some(&msg.mentions))
+                    .await?
+                {
+                    if level.as_deref().unwrap_or(default_level) != "none" {
+                        targets.push(u);
+                    }
+                }
+            }
+            for (u, level) in self.store.notification_levels(&room.id, None).await? {
+                if level.as_deref() == Some("all") && !targets.contains(&u) {
+                    targets.push(u);
+                }
+            }
+        }
+        targets.retain(|u| *u != msg.author.id);
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let frame = Event::Notification {
+            room_id: &room.id,
+            message: msg,
+        }
+        .frame();
+        for u in &targets {
+            self.hub.publish_user(u, &frame);
+        }
+        Ok(())
+    }
+
+    pub async fn react(
+        &self,
+        user: &UserRecord,
+        message_id: &str,
+        emoji: &str,
+        add: bool,
+    ) -> Result<Message> {
+        let emoji = validate::emoji(emoji)?;
+        let (msg, room, member) = self.visible_message(user, message_id).await?;
+        if msg.deleted {
+            return Err(Error::not_found("message"));
+        }
+        if member.is_none() {
+            return Err(Error::forbidden("you are not a member of this room"));
+        }
+        self.limits.write(&user.id)?;
+        let lock = self.order_lock(&room.id);
+        let _order = lock.lock().await;
+        let changed = self
+            .store
+            .react(message_id, &user.id, &emoji, add, now_ms())
+            .await
+            .or_not_found("message")?;
+        match changed {
+            Some(rec) => {
+                let m = Message::from_record(&rec);
+                let change = ReactionChange {
+                    user_id: user.id.clone(),
+                    emoji,
+                    add,
+                };
+                self.hub.publish_room(
+                    &room.id,
+                    &Event::MessageUpdated {
+                        message: &m,
+                        pos: m.pos,
+                        reaction_change: Some(&change),
+                    }
+                    .frame(),
+                );
+                Ok(Message::for_viewer(&rec, &user.id))
+            }
+            None => Ok(Message::for_viewer(&msg, &user.id)),
+        }
+    }
+
+    /// Who reacted with what (for "who reacted" on hover): `[{emoji, users}]`.
+    pub async fn reactions(
+        &self,
+        user: &UserRecord,
+        message_id: &str,
+    ) -> Result<Vec<(String, Vec<crate::model::User>)>> {
+        let (msg, _, _) = self.visible_message(user, message_id).await?;
+        let mut out = Vec::new();
+        for r in &msg.reactions {
+            let mut users = Vec::new();
+            for id in &r.user_ids {
+                if let Ok(u) = self.store.user(id).await {
+                    users.push(crate::model::User::from_record(&u));
+                }
+            }
+            out.push((r.emoji.clone(), users));
+        }
+        Ok(out)
+    }
+
+    pub async fn set_pinned(
+        &self,
+        user: &UserRecord,
+        message_id: &str,
+        pinned: bool,
+    ) -> Result<Message> {
+        let (msg, room, member) = self.visible_message(user, message_id).await?;
+        if msg.deleted {
+            return Err(Error::not_found("message"));
+        }
+        let role = Self::effective_role(user, member.as_ref());
+        if role.is_none_or(|r| r.rank() < Role::Moderator.rank()) {
+            return Err(Error::forbidden("only moderators can pin messages"));
+        }
+        self.limits.write(&user.id)?;
+        let lock = self.order_lock(&room.id);
+        let _order = lock.lock().await;
+        match self
+            .store
+            .set_pinned(message_id, pinned)
+            .await
+            .or_not_found("message")?
+        {
+            Some(rec) => {
+                let m = Message::from_record(&rec);
+                self.hub.publish_room(
+                    &room.id,
+                    &Event::MessageUpdated {
+                        message: &m,
+                        pos: m.pos,
+                        reaction_change: None,
+                    }
+                    .frame(),
+                );
+                Ok(Message::for_viewer(&rec, &user.id))
+            }
+            None => Ok(Message::for_viewer(&msg, &user.id)),
+        }
+    }
+
+    pub async fn pins(&self, user: &UserRecord, room_id: &str) -> Result<Vec<Message>> {
+        self.readable_room(user, room_id).await?;
+        let pins = self.store.pins(room_id).await?;
+        Ok(pins
+            .iter()
+            .map(|m| Message::for_viewer(m, &user.id))
+            .collect())
+    }
+
+    /// A thread: the root first, then its replies in order (`after_seq` pages on).
+    pub async fn thread(
+        &self,
+        user: &UserRecord,
+        message_id: &str,
+        after_seq: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<(Vec<Message>, bool)> {
+        let limit = match limit {
+            None => 100,
+            Some(l) if l < 1 => return Err(Error::invalid("limit", "limit must be at least 1")),
+            Some(l) => l.min(200),
+        };
+        let (msg, _, _) = self.visible_message(user, message_id).await?;
+        let root = match &msg.thread_root {
+            Some(r) => self.store.message(r).await.or_not_found("message")?,
+            None => msg,
+        };
+        let page = self.store.thread(&root.id, after_seq, limit).await?;
+        let mut out = Vec::with_capacity(page.messages.len() + 1);
+        if after_seq.is_none() {
+            out.push(Message::for_viewer(&root, &user.id));
+        }
+        out.extend(
+            page.messages
+                .iter()
+                .map(|m| Message::for_viewer(m, &user.id)),
+        );
+        Ok((out, page.has_more))
+    }
+
+    pub async fn set_notification_level(
+        &self,
+        user: &UserRecord,
+        room_id: &str,
+        level: &str,
+    ) -> Result<()> {
+        if !NOTIFY_LEVELS.contains(&level) {
+            return Err(Error::invalid(
+                "level",
+                "level must be all, mentions or none",
+            ));
+        }
+        let (_, member) = self.visible_room(user, room_id).await?;
+        if member.is_none() {
+            return Err(Error::forbidden("you are not a member of this room"));
+        }
+        self.limits.write(&user.id)?;
+        self.store
+            .set_notification_level(room_id, &user.id, level)
+            .await
+            .or_not_found("membership")?;
+        Ok(())
+    }
+
+    /// Finds or creates the DM room of the caller and `user_ids` (1 to 9 others).
+    pub async fn open_dm(&self, user: &UserRecord, user_ids: &[String]) -> Result<Room> {
+        if user_ids.is_empty() || user_ids.len() > 9 {
+            return Err(Error::invalid(
+                "user_ids",
+                "user_ids must list 1 to 9 other people",
+            ));
+        }
+        let mut others: Vec<UserRecord> = Vec::new();
+        for id in user_ids {
+            if *id == user.id {
+                return Err(Error::invalid(
+                    "user_ids",
+                    "user_ids lists the other participants, not you",
+                ));
+            }
+            if others.iter().any(|o| o.id == *id) {
+                return Err(Error::invalid(
+                    "user_ids",
+                    "user_ids must not repeat anyone",
+                ));
+            }
+            match self.store.user(id).await {
+                Ok(u) => others.push(u),
+                Err(StoreError::NotFound) => {
+                    return Err(Error::invalid("user_ids", format!("no user with id {id}")));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut ids: Vec<String> = others
+            .iter()
+            .map(|u| u.id.clone())
+            .chain([user.id.clone()])
+            .collect();
+        ids.sort();
+        let key = ids.join(",");
+        if let Some(room) = self.store.dm_by_key(&key).await? {
+            return self.room(user, &room.id).await;
+        }
+        self.limits.write(&user.id)?;
+        let mut names: Vec<&str> = others
+            .iter()
+            .map(|u| u.username.as_str())
+            .chain([user.username.as_str()])
+            .collect();
+        names.sort_unstable();
+        let new = NewRoom {
+            id: new_id(),
+            name: names.join(", "),
+            topic: String::new(),
+            kind: RoomKind::Dm,
+            password_hash: None,
+            guests_allowed: true,
+            starts_at: None,
+            ends_at: None,
+            member_limit: None,
+            created_by: Some(user.id.clone()),
+            created_at: now_ms(),
+            is_default: false,
+        };
+        match self.store.create_dm(new, &key, &ids).await {
+            Ok(room) => {
+                for u in others.iter().chain([user]) {
+                    self.after_join(&room.id, u).await?;
+                }
+                self.room(user, &room.id).await
+            }
+            // Someone (maybe on another node) created it at the same moment.
+            Err(StoreError::Conflict(_)) => match self.store.dm_by_key(&key).await? {
+                Some(room) => self.room(user, &room.id).await,
+                None => Err(Error::Conflict("could not open the DM, try again".into())),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Full-text search over the rooms the caller is a member of.
+    pub async fn search(
+        &self,
+        user: &UserRecord,
+        q: &str,
+        room_id: Option<&str>,
+        author_id: Option<&str>,
+        limit: Option<i64>,
+    ) -> Result<Vec<SearchResult>> {
+        let terms = validate::search_terms(q)?;
+        let limit = match limit {
+            None => 20,
+            Some(l) if l < 1 => return Err(Error::invalid("limit", "limit must be at least 1")),
+            Some(l) => l.min(100),
+        };
+        let hits = self
+            .store
+            .search(&user.id, &terms, room_id, author_id, limit)
+            .await?;
+        Ok(hits
+            .into_iter()
+            .map(|h| SearchResult {
+                message: Message::for_viewer(&h.message, &user.id),
+                snippet: snippet_html(&h.snippet),
+            })
+            .collect())
+    }
+
+    /// Messages the caller may read, as they see them.
+    pub(crate) fn view(&self, user: &UserRecord, recs: &[MessageRecord]) -> Vec<Message> {
+        recs.iter()
+            .map(|m| Message::for_viewer(m, &user.id))
+            .collect()
+    }
+}
+
+/// Escapes the snippet text and turns the store's match markers into `<mark>`.
+pub fn snippet_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            SNIPPET_START => out.push_str("<mark>"),
+            SNIPPET_END => out.push_str("</mark>"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn snippets_are_escaped_and_marked() {
+        let s = format!(
+            "a <b> {}fox{} & \"x\"",
+            super::SNIPPET_START,
+            super::SNIPPET_END
+        );
+        assert_eq!(
+            super::snippet_html(&s),
+            "a &lt;b&gt; <mark>fox</mark> &amp; &quot;x&quot;"
+        );
+    }
+}
