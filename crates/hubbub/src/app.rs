@@ -43,7 +43,10 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
             .await?,
         ))
     } else {
-        bail!("unsupported database URL {}: use sqlite:// or postgres://", crate::config::mask_url(&url))
+        bail!(
+            "unsupported database URL {}: use sqlite:// or postgres://",
+            crate::config::mask_url(&url)
+        )
     }
 }
 
@@ -54,7 +57,10 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(settings: Settings, metrics: Option<PrometheusHandle>) -> anyhow::Result<Application> {
+    pub async fn build(
+        settings: Settings,
+        metrics: Option<PrometheusHandle>,
+    ) -> anyhow::Result<Application> {
         let store = open_store(&settings).await?;
         let hub = Hub::new(settings.outbound_queue);
         let cluster = match &settings.redis_url {
@@ -95,7 +101,10 @@ impl Application {
 
     /// Serves until `shutdown` completes, then stops accepting, closes every
     /// WebSocket with 1001 ("going away") and waits for in-flight requests.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let hub = self.chat.hub.clone();
         let app = crate::http::router(crate::http::AppState {
             chat: self.chat.clone(),

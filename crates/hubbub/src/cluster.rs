@@ -92,7 +92,12 @@ fn encode(node: &str, op: &Remote) -> Vec<u8> {
             Some(frame)
         }
         Remote::Subscribe { user, room } | Remote::Unsubscribe { user, room } => {
-            h.op = if matches!(op, Remote::Subscribe { .. }) { "sub" } else { "unsub" }.into();
+            h.op = if matches!(op, Remote::Subscribe { .. }) {
+                "sub"
+            } else {
+                "unsub"
+            }
+            .into();
             h.user = Some(user.to_string());
             h.room = Some(room.to_string());
             None
@@ -148,7 +153,11 @@ fn decode(own: &str, bytes: &[u8]) -> Option<Remote> {
     }
     let text = std::str::from_utf8(&bytes[nl + 1..]).ok()?;
     let frame = || {
-        let room = if h.op == "room" { h.room.as_deref().map(Arc::from) } else { None };
+        let room = if h.op == "room" {
+            h.room.as_deref().map(Arc::from)
+        } else {
+            None
+        };
         Frame {
             room,
             pos: h.pos,
@@ -178,7 +187,9 @@ fn decode(own: &str, bytes: &[u8]) -> Option<Remote> {
             user: arc(&h.user)?,
             room: arc(&h.room)?,
         },
-        "drop" => Remote::DropRoom { room: arc(&h.room)? },
+        "drop" => Remote::DropRoom {
+            room: arc(&h.room)?,
+        },
         "close" => Remote::CloseSession {
             session: arc(&h.session)?,
         },
@@ -217,7 +228,11 @@ impl Cluster {
     pub async fn start(
         url: &str,
         prefix: &str,
-    ) -> anyhow::Result<(Arc<Cluster>, mpsc::UnboundedSender<Remote>, mpsc::UnboundedReceiver<Inbound>)> {
+    ) -> anyhow::Result<(
+        Arc<Cluster>,
+        mpsc::UnboundedSender<Remote>,
+        mpsc::UnboundedReceiver<Inbound>,
+    )> {
         let client = redis::Client::open(url).context("invalid Redis URL")?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
@@ -275,7 +290,11 @@ impl Cluster {
         let mut conn = self.conn.clone();
         while let Some(op) = rx.recv().await {
             let bytes = encode(&self.node, &op);
-            let r = redis::cmd("PUBLISH").arg(&channel).arg(bytes).query_async::<i64>(&mut conn).await;
+            let r = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(bytes)
+                .query_async::<i64>(&mut conn)
+                .await;
             if let Err(e) = r {
                 // Lost on the bus; other nodes fill room changes from the store.
                 metrics::counter!("hubbub_bus_publish_errors_total").increment(1);
@@ -284,7 +303,11 @@ impl Cluster {
         }
     }
 
-    async fn subscriber(self: Arc<Self>, client: redis::Client, tx: mpsc::UnboundedSender<Inbound>) {
+    async fn subscriber(
+        self: Arc<Self>,
+        client: redis::Client,
+        tx: mpsc::UnboundedSender<Inbound>,
+    ) {
         let channel = self.key(&["bus"]);
         let mut backoff = Duration::from_millis(100);
         loop {
@@ -364,10 +387,16 @@ impl Cluster {
     /// returned (they are offline now).
     async fn reap(&self) -> anyhow::Result<Vec<String>> {
         let mut c = self.conn.clone();
-        let nodes: Vec<String> = redis::cmd("SMEMBERS").arg(self.key(&["nodes"])).query_async(&mut c).await?;
+        let nodes: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.key(&["nodes"]))
+            .query_async(&mut c)
+            .await?;
         let mut offline = Vec::new();
         for node in nodes.iter().filter(|n| **n != self.node) {
-            let alive: bool = redis::cmd("EXISTS").arg(self.key(&["node", node, "alive"])).query_async(&mut c).await?;
+            let alive: bool = redis::cmd("EXISTS")
+                .arg(self.key(&["node", node, "alive"]))
+                .query_async(&mut c)
+                .await?;
             if alive {
                 continue;
             }
@@ -382,8 +411,10 @@ impl Cluster {
             if claimed.is_none() {
                 continue;
             }
-            let users: Vec<String> =
-                redis::cmd("HKEYS").arg(self.key(&["node", node, "users"])).query_async(&mut c).await?;
+            let users: Vec<String> = redis::cmd("HKEYS")
+                .arg(self.key(&["node", node, "users"]))
+                .query_async(&mut c)
+                .await?;
             for user in users {
                 if self.leave(node, &user).await? == 0 {
                     offline.push(user);
@@ -444,7 +475,11 @@ impl Cluster {
         if status == "online" {
             redis::cmd("DEL").arg(key).query_async::<()>(&mut c).await?;
         } else {
-            redis::cmd("SET").arg(key).arg(status).query_async::<()>(&mut c).await?;
+            redis::cmd("SET")
+                .arg(key)
+                .arg(status)
+                .query_async::<()>(&mut c)
+                .await?;
         }
         Ok(())
     }
@@ -452,12 +487,16 @@ impl Cluster {
     /// Everyone online anywhere, with their status.
     pub async fn online_users(&self) -> anyhow::Result<Vec<(String, String)>> {
         let mut c = self.conn.clone();
-        let users: Vec<String> = redis::cmd("SMEMBERS").arg(self.key(&["online"])).query_async(&mut c).await?;
+        let users: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(self.key(&["online"]))
+            .query_async(&mut c)
+            .await?;
         if users.is_empty() {
             return Ok(Vec::new());
         }
         let keys: Vec<String> = users.iter().map(|u| self.key(&["status", u])).collect();
-        let statuses: Vec<Option<String>> = redis::cmd("MGET").arg(keys).query_async(&mut c).await?;
+        let statuses: Vec<Option<String>> =
+            redis::cmd("MGET").arg(keys).query_async(&mut c).await?;
         Ok(users
             .into_iter()
             .zip(statuses)
@@ -499,7 +538,10 @@ mod tests {
                 active: true,
             },
         );
-        assert!(matches!(decode("b", &typing), Some(Remote::Typing { active: true, .. })));
+        assert!(matches!(
+            decode("b", &typing),
+            Some(Remote::Typing { active: true, .. })
+        ));
         assert!(decode("b", b"garbage").is_none());
     }
 }

@@ -238,7 +238,10 @@ pub fn parse(text: &str) -> Incoming {
             frame: Err("frame must be a JSON object".into()),
         };
     };
-    let req = map.get("req").filter(|r| r.is_string() || r.is_number()).cloned();
+    let req = map
+        .get("req")
+        .filter(|r| r.is_string() || r.is_number())
+        .cloned();
     let frame = match map.get("type") {
         None => Err("frame has no \"type\"".into()),
         Some(Value::String(_)) => serde_json::from_value::<ClientFrame>(value).map_err(|e| {
@@ -270,7 +273,11 @@ mod tests {
         assert_eq!(i.req, None);
         assert!(i.frame.is_err());
         assert!(parse("not json").frame.is_err());
-        assert!(parse(r#"{"type":"typing","room_id":"r","active":"yes"}"#).frame.is_err());
+        assert!(
+            parse(r#"{"type":"typing","room_id":"r","active":"yes"}"#)
+                .frame
+                .is_err()
+        );
     }
 
     #[test]

@@ -37,15 +37,42 @@ pub struct Frame {
 /// for their own connections. Applied remotely with `Hub::apply_remote`.
 #[derive(Clone, Debug)]
 pub enum Remote {
-    Room { room: Arc<str>, frame: Frame },
-    Rooms { rooms: Vec<Arc<str>>, frame: Frame },
-    User { user: Arc<str>, frame: Frame },
-    Subscribe { user: Arc<str>, room: Arc<str> },
-    Unsubscribe { user: Arc<str>, room: Arc<str> },
-    DropRoom { room: Arc<str> },
-    CloseSession { session: Arc<str> },
-    Typing { room: Arc<str>, user: Arc<str>, active: bool },
-    Presence { user: Arc<str>, status: Arc<str>, last_seen: Option<i64> },
+    Room {
+        room: Arc<str>,
+        frame: Frame,
+    },
+    Rooms {
+        rooms: Vec<Arc<str>>,
+        frame: Frame,
+    },
+    User {
+        user: Arc<str>,
+        frame: Frame,
+    },
+    Subscribe {
+        user: Arc<str>,
+        room: Arc<str>,
+    },
+    Unsubscribe {
+        user: Arc<str>,
+        room: Arc<str>,
+    },
+    DropRoom {
+        room: Arc<str>,
+    },
+    CloseSession {
+        session: Arc<str>,
+    },
+    Typing {
+        room: Arc<str>,
+        user: Arc<str>,
+        active: bool,
+    },
+    Presence {
+        user: Arc<str>,
+        status: Arc<str>,
+        last_seen: Option<i64>,
+    },
 }
 
 /// Tells one connection to close, with a WebSocket close code and reason.
@@ -176,7 +203,10 @@ impl Hub {
 
     /// Users with at least one connection on this node, with their connection count.
     pub fn local_users(&self) -> Vec<(Arc<str>, usize)> {
-        self.users.iter().map(|e| (e.key().clone(), e.value().len())).collect()
+        self.users
+            .iter()
+            .map(|e| (e.key().clone(), e.value().len()))
+            .collect()
     }
 
     /// Fires when the server shuts down; connections close with 1001.
@@ -285,7 +315,9 @@ impl Hub {
     /// Forgets a room (it was deleted).
     pub fn drop_room(&self, room: &str) {
         self.rooms.remove(room);
-        self.to_bus(|| Remote::DropRoom { room: Arc::from(room) });
+        self.to_bus(|| Remote::DropRoom {
+            room: Arc::from(room),
+        });
     }
 
     fn deliver(sub: &Sub, frame: Frame) {
@@ -429,7 +461,10 @@ mod tests {
         hub.publish_room("r", &frame("x"));
         assert_eq!(a.rx.recv().await.unwrap().text.as_str(), "x");
         assert_eq!(b.rx.recv().await.unwrap().text.as_str(), "x");
-        assert!(b.rx.try_recv().is_err(), "subscribed twice but delivered once");
+        assert!(
+            b.rx.try_recv().is_err(),
+            "subscribed twice but delivered once"
+        );
         drop(a);
         hub.publish_room("r", &frame("y"));
         assert_eq!(b.rx.recv().await.unwrap().text.as_str(), "y");

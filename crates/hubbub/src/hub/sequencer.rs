@@ -24,7 +24,11 @@ pub const GAP_WAIT: Duration = Duration::from_millis(400);
 /// `seq` delivered tells new messages from updated ones. Returns the frames and the
 /// room's `pos` as of the read.
 pub type Fill = Arc<
-    dyn Fn(String, i64, i64) -> Pin<Box<dyn Future<Output = anyhow::Result<(Vec<Frame>, i64)>> + Send>>
+    dyn Fn(
+            String,
+            i64,
+            i64,
+        ) -> Pin<Box<dyn Future<Output = anyhow::Result<(Vec<Frame>, i64)>> + Send>>
         + Send
         + Sync,
 >;
@@ -80,7 +84,9 @@ impl Sequencer {
     /// Asks for every known room to be re-read from the store (the bus reconnected,
     /// so anything may have been missed).
     pub fn resync_all(&self) {
-        let past = Instant::now().checked_sub(GAP_WAIT * 2).unwrap_or_else(Instant::now);
+        let past = Instant::now()
+            .checked_sub(GAP_WAIT * 2)
+            .unwrap_or_else(Instant::now);
         for st in self.rooms.lock().values_mut() {
             st.since = Some(past);
         }
@@ -101,7 +107,9 @@ impl Sequencer {
     /// Merges what the store said with what is held; returns what to deliver.
     fn filled(&self, room: &str, frames: Vec<Frame>, pos: i64) -> Vec<Frame> {
         let mut rooms = self.rooms.lock();
-        let Some(st) = rooms.get_mut(room) else { return Vec::new() };
+        let Some(st) = rooms.get_mut(room) else {
+            return Vec::new();
+        };
         st.filling = false;
         let mut out: Vec<Frame> = frames.into_iter().filter(|f| f.pos >= st.next).collect();
         for f in &out {
@@ -132,7 +140,11 @@ fn drain(st: &mut RoomSeq, out: &mut Vec<Frame>) {
     for f in out.iter() {
         st.last_seq = st.last_seq.max(f.seq);
     }
-    st.since = if st.held.is_empty() { None } else { Some(Instant::now()) };
+    st.since = if st.held.is_empty() {
+        None
+    } else {
+        Some(Instant::now())
+    };
 }
 
 /// Checks for overdue gaps ten times a second and fills them from the store.
@@ -143,12 +155,16 @@ pub fn spawn_gap_timer(hub: &Arc<Hub>) {
         loop {
             tick.tick().await;
             let Some(hub) = weak.upgrade() else { break };
-            let Some(seq) = hub.sequencer.get() else { break };
+            let Some(seq) = hub.sequencer.get() else {
+                break;
+            };
             for (room, after, last_seq) in seq.due() {
                 let fill = seq.fill.clone();
                 let hub = hub.clone();
                 tokio::spawn(async move {
-                    let Some(seq) = hub.sequencer.get() else { return };
+                    let Some(seq) = hub.sequencer.get() else {
+                        return;
+                    };
                     match fill(room.to_string(), after, last_seq).await {
                         Ok((frames, pos)) => {
                             let n = frames.len();
