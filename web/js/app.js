@@ -1,6 +1,6 @@
-// The signed-in application: wires the gateway connection and the REST API to
-// the store, and the store to the views. Views stay thin; the rules live in
-// store.js (state) and connection.js (delivery).
+// The signed-in app: wires the gateway connection and the REST API to the store,
+// and the store to the views. Views stay thin; state rules live in store.js and
+// delivery rules in connection.js.
 
 import { api } from './api.js';
 import { Connection } from './connection.js';
@@ -8,191 +8,119 @@ import { Store } from './store.js';
 import { copyText, displayName, el, hydrateIcons, icon, uuid } from './util.js';
 import { ComposerView } from './views/composer.js';
 import * as dialogs from './views/dialogs.js';
-import { HeaderView, roomGate } from './views/header.js';
+import { HeaderView } from './views/header.js';
 import { MembersView } from './views/members.js';
 import { MessagesView } from './views/messages.js';
 import { RoomsView } from './views/rooms.js';
 
-const LAST_ROOM_KEY = 'hubbub-last-room';
-const NOTIFY_KEY = 'hubbub-notify';
-const THEME_KEY = 'hubbub-theme';
+const KEY = { room: 'hubbub-last-room', notify: 'hubbub-notify', theme: 'hubbub-theme', members: 'hubbub-members-hidden' };
+const ENDED = 'Your session has ended. Join again to continue.';
+const store_ = {
+  get: (k) => {
+    try {
+      return localStorage.getItem(k);
+    } catch {
+      return null;
+    }
+  },
+  set: (k, v) => {
+    try {
+      v == null ? localStorage.removeItem(k) : localStorage.setItem(k, v);
+    } catch {}
+  },
+};
 
-export function roomIdFromPath() {
-  const m = location.pathname.match(/^\/r\/([^/]+)\/?$/);
-  return m ? decodeURIComponent(m[1]) : null;
-}
+export const roomIdFromPath = () => decodeURIComponent(location.pathname.match(/^\/r\/([^/]+)\/?$/)?.[1] || '') || null;
 
 export function toast(message, kind = 'info') {
-  const box = document.getElementById('toasts');
-  if (!box) return;
-  const t = el('div', { class: `toast toast-${kind}` }, icon(kind === 'error' ? 'x' : 'check'), el('span', { text: message }));
-  box.appendChild(t);
-  setTimeout(() => {
-    t.classList.add('leaving');
-    setTimeout(() => t.remove(), 300);
-  }, 4000);
+  const t = el(`div.toast.toast-${kind}`, icon(kind === 'error' ? 'x' : 'check'), el('span', message));
+  document.getElementById('toasts')?.append(t);
+  setTimeout(() => (t.classList.add('leaving'), setTimeout(() => t.remove(), 300)), 4000);
 }
 
 export class App {
-  constructor(root, user, { onSignedOut }) {
-    this.root = root;
-    this.onSignedOut = onSignedOut;
-    this.store = new Store();
+  constructor(root, user, onSignedOut) {
+    Object.assign(this, { root, onSignedOut, store: new Store(), conn: new Connection(), activeId: null, link: roomIdFromPath(), started: false, queued: new Set() });
     this.store.setMe(user);
-    this.conn = new Connection();
-    this.activeId = null;
-    this.pendingLink = roomIdFromPath();
-    this.started = false;
-    this.renderQueued = new Set();
-    this.gateTimer = null;
-    this.gate = null;
   }
 
-  // ---- setup ---------------------------------------------------------------------
-
   start() {
-    const tpl = document.getElementById('tpl-app');
-    this.root.replaceChildren(tpl.content.cloneNode(true));
+    this.root.replaceChildren(document.getElementById('tpl-app').content.cloneNode(true));
     hydrateIcons(this.root);
-    const $ = (ref) => this.root.querySelector(`[data-ref="${ref}"]`);
-    this.$ = $;
+    const $ = (this.$ = (r) => this.root.querySelector(`[data-ref="${r}"]`));
+    const { store } = this;
     this.appEl = $('app');
-    const store = this.store;
-
-    this.header = new HeaderView(
-      {
-        conn: $('conn'),
-        connText: $('conn-text'),
-        roomName: $('room-name'),
-        roomTopic: $('room-topic'),
-        invite: $('invite'),
-        copyLink: $('copy-link'),
-        leave: $('leave'),
-        memberCount: $('member-count'),
-        toggleMembers: $('toggle-members'),
-        banner: $('banner'),
-      },
-      store,
-    );
-    this.roomsView = new RoomsView($('nav'), store, { onOpen: (id) => this.openRoom(id) });
-    this.membersView = new MembersView($('members-body'), $('member-count'), store, { onSelect: (id) => dialogs.userCard(this.ctx(), id) });
+    this.typingEl = $('typing');
+    this.header = new HeaderView({ conn: $('conn'), connText: $('conn-text'), roomName: $('room-name'), roomTopic: $('room-topic'), invite: $('invite'),
+      copyLink: $('copy-link'), leave: $('leave'), memberCount: $('member-count'), toggleMembers: $('toggle-members'), banner: $('banner') }, store);
+    this.roomsView = new RoomsView($('nav'), store, (id) => this.openRoom(id));
+    this.membersView = new MembersView($('members-body'), store, (id) => dialogs.userCard(this.ctx(), id));
     this.messagesView = new MessagesView($('log'), $('jump'), store, {
-      onBottom: () => this.maybeMarkRead(),
+      onBottom: () => this.markRead(),
       loadOlder: (id) => this.loadOlder(id),
-      reply: (m) => {
-        this.composer.setReply(m);
-        this.composer.focus();
-      },
-      copy: async (m) => toast((await copyText(m.body || '')) ? 'Message copied' : 'Could not copy', 'info'),
+      reply: (m) => (this.composer.setReply(m), this.composer.focus()),
+      copy: async (m) => toast((await copyText(m.body || '')) ? 'Message copied' : 'Could not copy'),
       edit: (m, body) => this.editMessage(m, body),
       remove: (m) => this.deleteMessage(m),
-      react: (m, emoji, add) => this.react(m, emoji, add),
-      retry: (m) => this.retry(m),
-      discard: (m) => this.discard(m),
+      react: (m, emoji, add) => this.conn.request({ type: 'react', message_id: m.id, emoji, add }).catch((e) => toast(`Could not react: ${e.message}`, 'error')),
+      retry: (m) => store.setPendingFailed(m.room_id, m.client_id, null) && this.transmit(m),
+      discard: (m) => (this.conn.discard(m.client_id), store.removePending(m.room_id, m.client_id)),
       openUser: (id) => dialogs.userCard(this.ctx(), id),
-      toast: (msg) => toast(msg),
+      toast,
       focusComposer: () => this.composer.focus(),
       isConnected: () => this.conn.connected,
     });
-    this.composer = new ComposerView(
-      {
-        form: $('composer'),
-        input: $('input'),
-        send: $('send'),
-        reply: $('reply'),
-        replyText: $('reply-text'),
-        replyCancel: $('reply-cancel'),
-        hint: $('composer-hint'),
-      },
-      store,
-      {
-        send: (roomId, body, replyTo) => this.send(roomId, body, replyTo),
-        typing: (roomId, active) => this.conn.notify({ type: 'typing', room_id: roomId, active }),
-        editLast: () => this.messagesView.editLast(),
-      },
-    );
-    this.typingEl = $('typing');
+    this.composer = new ComposerView({ form: $('composer'), input: $('input'), send: $('send'), reply: $('reply'), replyText: $('reply-text'), replyCancel: $('reply-cancel') }, store, {
+      send: (roomId, body, replyTo) => this.send(roomId, body, replyTo),
+      typing: (roomId, active) => this.conn.notify({ type: 'typing', room_id: roomId, active }),
+      editLast: () => this.messagesView.editLast(),
+    });
 
-    // Store → views. Message renders are batched per microtask.
-    store.on('rooms', () => {
-      this.roomsView.render();
-      if (this.activeId) {
-        this.header.render(this.activeId);
-        this.updateGate();
-      }
-      document.title = this.header.titleFor();
-    });
-    store.on('messages', (roomId) => {
-      if (roomId === this.activeId) this.scheduleRender('messages');
-      this.scheduleRender('rooms');
-    });
-    store.on('users', () => {
-      this.scheduleRender('members');
-      this.scheduleRender('messages');
-      this.scheduleRender('me');
-      this.scheduleRender('typing');
-    });
-    store.on('members', (roomId) => {
-      if (roomId === this.activeId) this.scheduleRender('members');
-      if (store.room(roomId)?.kind === 'dm') {
-        this.scheduleRender('rooms');
-        if (roomId === this.activeId) this.header.render(roomId);
-      }
-    });
-    store.on('typing', (roomId) => roomId === this.activeId && this.scheduleRender('typing'));
-    store.on('me', () => this.scheduleRender('me'));
+    // Store → views, batched per microtask.
+    store.on('rooms', () => this.schedule('rooms', 'header'));
+    store.on('messages', (id) => this.schedule('rooms', id === this.activeId && 'messages'));
+    store.on('users', () => this.schedule('members', 'messages', 'me', 'typing', 'header'));
+    store.on('members', (id) => this.schedule(id === this.activeId && 'members', store.room(id)?.kind === 'dm' && 'rooms', 'header'));
+    store.on('typing', (id) => this.schedule(id === this.activeId && 'typing'));
+    store.on('me', () => this.schedule('me'));
 
     this.wireChrome();
     this.wireConnection();
     this.renderMe();
-    this.header.setConnection('connecting');
     this.conn.start();
   }
 
-  scheduleRender(what) {
-    if (this.renderQueued.has(what)) return;
-    this.renderQueued.add(what);
-    if (this.renderQueued.size === 1) {
-      queueMicrotask(() => {
-        const q = [...this.renderQueued];
-        this.renderQueued.clear();
-        for (const w of q) this.renderPart(w);
-      });
+  schedule(...parts) {
+    const empty = !this.queued.size;
+    for (const p of parts) if (p) this.queued.add(p);
+    if (empty && this.queued.size) queueMicrotask(() => {
+      const parts = [...this.queued];
+      this.queued.clear();
+      if (this.started || parts.includes('me')) for (const p of parts) this.renderPart(p);
+    });
+  }
+
+  renderPart(part) {
+    if (part === 'rooms') this.roomsView.render();
+    else if (part === 'members') this.membersView.render();
+    else if (part === 'me') this.renderMe();
+    else if (part === 'typing') this.renderTyping();
+    else if (part === 'messages' && this.activeId) {
+      this.messagesView.render();
+      this.markRead();
+    } else if (part === 'header') {
+      if (this.activeId) this.header.render(this.activeId), this.updateGate();
+      document.title = this.header.title();
     }
   }
 
-  renderPart(what) {
-    if (!this.started && what !== 'me') return;
-    switch (what) {
-      case 'messages':
-        if (this.activeId) {
-          this.messagesView.render();
-          this.maybeMarkRead();
-        }
-        break;
-      case 'rooms':
-        this.roomsView.render();
-        break;
-      case 'members':
-        this.membersView.render();
-        break;
-      case 'typing':
-        this.renderTyping();
-        break;
-      case 'me':
-        this.renderMe();
-        break;
-    }
-  }
-
-  /** The context the dialogs work with. */
+  /** What the dialogs work with. */
   ctx() {
     return {
       store: this.store,
-      toast,
       onJoined: (room) => this.onRoomJoined(room),
       onOpen: (id) => this.openRoom(id),
-      onProfile: (user) => user && user.id && this.store.setMe(user),
+      onProfile: (user) => user?.id && this.store.setMe(user),
       startDm: (id) => this.startDm(id),
       notificationsEnabled: () => this.notificationsEnabled(),
       setNotifications: (on) => this.setNotifications(on),
@@ -200,264 +128,180 @@ export class App {
   }
 
   wireChrome() {
-    const $ = this.$;
-    $('browse').addEventListener('click', () => dialogs.browseRooms(this.ctx()));
-    $('create').addEventListener('click', () => dialogs.createRoom(this.ctx()));
-    $('profile').addEventListener('click', () => dialogs.profile(this.ctx()));
-    $('logout').addEventListener('click', () => this.signOut());
-    $('theme').addEventListener('click', () => this.toggleTheme());
-    $('invite').addEventListener('click', () => {
-      const room = this.store.room(this.activeId);
-      if (room) dialogs.invite(this.ctx(), room);
+    const { $ } = this;
+    const on = (ref, fn) => $(ref).addEventListener('click', fn);
+    on('browse', () => dialogs.browseRooms(this.ctx()));
+    on('create', () => dialogs.createRoom(this.ctx()));
+    on('profile', () => dialogs.profile(this.ctx()));
+    on('logout', () => this.signOut());
+    on('theme', () => this.toggleTheme());
+    on('invite', () => this.store.room(this.activeId) && dialogs.invite(this.ctx(), this.store.room(this.activeId)));
+    on('copy-link', async () => toast((await copyText(`${location.origin}/r/${encodeURIComponent(this.activeId)}`)) ? 'Room link copied' : 'Could not copy the link'));
+    on('leave', () => this.leaveRoom());
+    on('toggle-rooms', () => this.setDrawer(this.appEl.dataset.drawer === 'rooms' ? '' : 'rooms'));
+    on('close-members', () => this.setDrawer(''));
+    on('scrim', () => this.setDrawer(''));
+    on('toggle-members', () => {
+      if (this.narrow.matches) return this.setDrawer(this.appEl.dataset.drawer === 'members' ? '' : 'members');
+      const hidden = this.appEl.classList.toggle('members-hidden');
+      $('toggle-members').setAttribute('aria-expanded', !hidden);
+      store_.set(KEY.members, hidden ? '1' : null);
     });
-    $('copy-link').addEventListener('click', async () => {
-      const ok = await copyText(`${location.origin}/r/${encodeURIComponent(this.activeId)}`);
-      toast(ok ? 'Room link copied' : 'Could not copy the link', ok ? 'info' : 'error');
-    });
-    $('leave').addEventListener('click', () => this.leaveRoom());
-    $('toggle-rooms').addEventListener('click', () => this.setDrawer(this.appEl.dataset.drawer === 'rooms' ? '' : 'rooms'));
-    $('toggle-members').addEventListener('click', () => {
-      if (this.isNarrow()) this.setDrawer(this.appEl.dataset.drawer === 'members' ? '' : 'members');
-      else {
-        const hidden = this.appEl.classList.toggle('members-hidden');
-        $('toggle-members').setAttribute('aria-expanded', String(!hidden));
-        localStorage.setItem('hubbub-members-hidden', hidden ? '1' : '');
-      }
-    });
-    $('close-members').addEventListener('click', () => this.setDrawer(''));
-    $('scrim').addEventListener('click', () => this.setDrawer(''));
-    if (localStorage.getItem('hubbub-members-hidden') === '1') {
+    if (store_.get(KEY.members)) {
       this.appEl.classList.add('members-hidden');
       $('toggle-members').setAttribute('aria-expanded', 'false');
     }
-    this.onKey = (e) => {
-      if (e.key === 'Escape' && this.appEl.dataset.drawer && !document.querySelector('dialog[open]')) this.setDrawer('');
-    };
-    document.addEventListener('keydown', this.onKey);
-    this.onFocus = () => this.maybeMarkRead();
-    window.addEventListener('focus', this.onFocus);
-    document.addEventListener('visibilitychange', this.onFocus);
-    this.onPop = () => {
-      const id = roomIdFromPath();
-      if (id && id !== this.activeId && this.store.room(id)) this.openRoom(id, { push: false });
-    };
-    window.addEventListener('popstate', this.onPop);
-    this.mq = window.matchMedia('(max-width: 767.98px)');
-    this.onMq = () => this.setDrawer('');
-    this.mq.addEventListener('change', this.onMq);
-    this.themeMq = window.matchMedia('(prefers-color-scheme: dark)');
-    this.onThemeMq = () => this.renderThemeButton();
-    this.themeMq.addEventListener('change', this.onThemeMq);
-    this.renderThemeButton();
     $('create').hidden = this.store.me.kind === 'guest';
-  }
-
-  isNarrow() {
-    return this.mq.matches;
+    this.narrow = matchMedia('(max-width: 767.98px)');
+    this.dark = matchMedia('(prefers-color-scheme: dark)');
+    // Window-level listeners, removed on teardown.
+    this.listeners = [
+      [document, 'keydown', (e) => e.key === 'Escape' && this.appEl.dataset.drawer && !document.querySelector('dialog[open]') && this.setDrawer('')],
+      [window, 'focus', () => this.markRead()],
+      [document, 'visibilitychange', () => this.markRead()],
+      [window, 'popstate', () => {
+        const id = roomIdFromPath();
+        if (id && id !== this.activeId && this.store.room(id)) this.openRoom(id, false);
+      }],
+      [this.narrow, 'change', () => this.setDrawer('')],
+      [this.dark, 'change', () => this.renderTheme()],
+    ];
+    for (const [t, ev, fn] of this.listeners) t.addEventListener(ev, fn);
+    this.renderTheme();
   }
 
   setDrawer(which) {
-    const $ = this.$;
+    const { $ } = this;
     this.appEl.dataset.drawer = which;
     $('scrim').hidden = !which;
-    $('toggle-rooms').setAttribute('aria-expanded', String(which === 'rooms'));
-    if (this.isNarrow()) $('toggle-members').setAttribute('aria-expanded', String(which === 'members'));
+    $('toggle-rooms').setAttribute('aria-expanded', which === 'rooms');
+    if (this.narrow.matches) $('toggle-members').setAttribute('aria-expanded', which === 'members');
     if (which === 'rooms') $('nav').querySelector('a')?.focus();
     if (which === 'members') $('close-members').focus();
   }
 
-  // ---- connection ----------------------------------------------------------------
+  // ---- connection ----
 
   wireConnection() {
-    const conn = this.conn;
-    conn.addEventListener('state', (e) => {
-      this.header.setConnection(e.detail.state);
-      if (e.detail.state !== 'connected') {
-        // Typing state lives on the server; it is stale once we lose it.
-        for (const id of this.store.typing.keys()) this.store.setTyping(id, []);
-      }
-      this.scheduleRender('messages');
+    const { conn, store } = this;
+    conn.addEventListener('state', ({ detail: { state } }) => {
+      this.header.setConnection(state);
+      // Typing state lives on the server; without it, ours is stale.
+      if (state !== 'connected') for (const id of store.typing.keys()) store.setTyping(id, []);
+      this.schedule('messages');
     });
     conn.addEventListener('ready', (e) => this.onReady(e.detail.frame, e.detail.reconnect));
     conn.addEventListener('event', (e) => this.onEvent(e.detail.frame));
-    conn.addEventListener('unauthorized', () => this.sessionEnded('Your session has ended. Join again to continue.'));
+    conn.addEventListener('unauthorized', () => this.end(ENDED));
   }
 
   async onReady(frame, reconnect) {
-    const store = this.store;
+    const { store, conn } = this;
     store.applyReady(frame);
     if (reconnect) {
       try {
-        const res = await this.conn.request({ type: 'resume', rooms: store.resumeState() }, 30000);
-        for (const r of (res && res.rooms) || []) {
-          const truncated = store.applyResume(r);
-          if (truncated && r.room_id === this.activeId) this.loadNewest(r.room_id);
-        }
-      } catch (err) {
-        // Could not resume: refetch what is on screen instead.
-        if (err.code !== 'offline') console.warn('resume failed', err);
-        if (this.activeId) {
-          store.timeline(this.activeId).clear();
-          this.loadNewest(this.activeId);
-        }
+        const res = await conn.request({ type: 'resume', rooms: store.resumeState() }, 30000);
+        for (const r of res?.rooms || []) if (store.applyResume(r) && r.room_id === this.activeId) this.loadNewest(r.room_id);
+      } catch {
+        // No resume: refetch what is on screen instead.
+        if (this.activeId) store.timeline(this.activeId).clear(), this.loadNewest(this.activeId);
       }
-      // Membership may have changed while we were away.
+      // Memberships may have changed while we were away.
       for (const id of [...store.members.keys()]) if (id !== this.activeId && store.room(id)?.kind !== 'dm') store.members.delete(id);
-      if (this.activeId && store.room(this.activeId)) this.loadMembers(this.activeId);
+      if (store.room(this.activeId)) this.loadMembers(this.activeId);
     }
-    this.conn.flushOutbox();
+    conn.flushOutbox();
     for (const r of store.rooms.values()) if (r.kind === 'dm' && !store.members.has(r.id)) this.loadMembers(r.id);
     if (!this.started) {
       this.started = true;
       this.roomsView.render();
-      await this.openInitialRoom();
-    } else if (this.activeId && !store.room(this.activeId)) {
-      this.openDefaultRoom();
-    } else {
-      this.scheduleRender('messages');
-      this.scheduleRender('members');
-    }
+      const link = this.link;
+      this.link = null;
+      if (link && store.room(link)) this.openRoom(link, false);
+      else if (!link || !(await this.joinFromLink(link))) this.openDefault();
+    } else if (!store.room(this.activeId)) this.openDefault();
+    else this.schedule('messages', 'members');
+    this.markRead();
   }
 
   onEvent(f) {
-    const store = this.store;
-    switch (f.type) {
-      case 'message':
-        store.applyMessage(f.message, { pos: f.pos });
-        break;
-      case 'message_updated':
-        store.applyMessage(f.message, { pos: f.pos, reactionChange: f.reaction_change });
-        break;
-      case 'message_deleted':
-        store.applyDeleted(f);
-        break;
-      case 'typing':
-        store.setTyping(f.room_id, f.user_ids);
-        break;
-      case 'presence':
-        store.setPresence(f);
-        break;
-      case 'member_joined':
-        store.memberJoined(f.room_id, f.user);
-        break;
-      case 'member_left':
-        store.memberLeft(f.room_id, f.user);
-        break;
-      case 'user_updated':
-        store.upsertUser(f.user);
-        break;
-      case 'room_updated':
-        store.upsertRoom(f.room);
-        break;
-      case 'room_removed':
-        this.onRoomRemoved(f.room_id, f.reason);
-        break;
-      case 'read':
-        store.applyRead(f);
-        break;
-      case 'notification':
-        this.notify(f.room_id, f.message);
-        break;
-      case 'error':
-        console.warn('gateway error', f.error);
-        break;
-      default:
-        break;
-    }
+    const s = this.store;
+    const handlers = {
+      message: () => s.applyMessage(f.message, { pos: f.pos }),
+      message_updated: () => s.applyMessage(f.message, { pos: f.pos, reactionChange: f.reaction_change }),
+      message_deleted: () => s.applyDeleted(f),
+      typing: () => s.setTyping(f.room_id, f.user_ids),
+      presence: () => s.setPresence(f),
+      member_joined: () => s.memberJoined(f.room_id, f.user),
+      member_left: () => s.memberLeft(f.room_id, f.user),
+      user_updated: () => s.upsertUser(f.user),
+      room_updated: () => {
+        s.upsertRoom(f.room);
+        if (f.room?.kind === 'dm' && !s.members.has(f.room.id)) this.loadMembers(f.room.id);
+      },
+      room_removed: () => this.onRoomRemoved(f.room_id, f.reason),
+      read: () => s.applyRead(f),
+      notification: () => this.notify(f.room_id, f.message),
+    };
+    handlers[f.type]?.();
   }
 
-  onRoomRemoved(roomId, reason) {
-    const room = this.store.room(roomId);
+  onRoomRemoved(id, reason) {
+    const room = this.store.room(id);
     if (!room) return;
     const name = this.store.roomTitle(room);
-    this.store.removeRoom(roomId);
+    this.store.removeRoom(id);
     if (reason === 'deleted') toast(`#${name} was deleted`);
-    else if (reason === 'removed') toast(`You were removed from #${name}`);
-    if (roomId === this.activeId) this.openDefaultRoom();
-  }
-
-  sessionEnded(message) {
-    this.teardown();
-    this.onSignedOut(message);
+    if (reason === 'removed') toast(`You were removed from #${name}`);
+    if (id === this.activeId) this.openDefault();
   }
 
   teardown() {
     this.conn.stop();
     clearInterval(this.gateTimer);
-    document.removeEventListener('keydown', this.onKey);
-    window.removeEventListener('focus', this.onFocus);
-    document.removeEventListener('visibilitychange', this.onFocus);
-    window.removeEventListener('popstate', this.onPop);
-    this.mq?.removeEventListener('change', this.onMq);
-    this.themeMq?.removeEventListener('change', this.onThemeMq);
+    for (const [t, ev, fn] of this.listeners) t.removeEventListener(ev, fn);
     for (const d of document.querySelectorAll('dialog')) d.remove();
     document.title = 'Hubbub';
   }
 
-  async signOut() {
-    try {
-      await api.logout();
-    } catch {
-      /* the session may already be gone */
-    }
+  end(note) {
     this.teardown();
+    this.onSignedOut(note);
+  }
+
+  async signOut() {
+    await api.logout().catch(() => {});
     history.replaceState(null, '', '/');
-    this.onSignedOut(null);
+    this.end(null);
   }
 
-  // ---- rooms ---------------------------------------------------------------------
+  // ---- rooms ----
 
-  async openInitialRoom() {
-    const link = this.pendingLink;
-    this.pendingLink = null;
-    if (link) {
-      if (this.store.room(link)) return this.openRoom(link, { push: false });
-      const ok = await this.joinFromLink(link);
-      if (ok) return;
-    }
-    this.openDefaultRoom();
-  }
-
-  openDefaultRoom() {
-    const store = this.store;
-    const last = localStorage.getItem(LAST_ROOM_KEY);
-    if (last && store.room(last)) return this.openRoom(last, { push: false, replace: true });
+  openDefault() {
+    const { store } = this;
+    const last = store_.get(KEY.room);
     const { channels, dms } = store.roomLists();
-    const general = channels.find((r) => r.name === 'General') || channels[0] || dms[0];
-    if (general) return this.openRoom(general.id, { push: false, replace: true });
+    const room = store.room(last) || channels.find((r) => r.name === 'General') || channels[0] || dms[0];
+    if (room) return this.openRoom(room.id, false);
     this.activeId = null;
     this.header.render(null);
     this.messagesView.roomId = null;
-    this.$('log').replaceChildren(el('div', { class: 'room-intro' }, el('h2', { text: 'No rooms yet' }), el('p', { class: 'muted', text: 'Browse rooms to join one.' })));
+    this.$('log').replaceChildren(el('div.room-intro', el('h2', 'No rooms yet'), el('p.muted', 'Browse rooms to join one.')));
     this.composer.setBlocked('Join a room to start chatting');
   }
 
-  async joinFromLink(roomId) {
-    let room;
+  /** Opening /r/{id}: join the room (asking for its password) and open it. */
+  async joinFromLink(id) {
     try {
-      room = await api.room(roomId);
+      const room = await api.room(id);
+      const joined = room.joined ? room : room.has_password ? await dialogs.joinWithPassword(room) : await api.joinRoom(id);
+      if (!joined) return false;
+      this.onRoomJoined(joined.id ? joined : room);
+      return true;
     } catch (e) {
-      toast(e.code === 'not_found' ? 'That room does not exist or is private.' : e.message, 'error');
+      toast(dialogs.joinErrorText(e), 'error');
       return false;
     }
-    if (room.joined && this.store.room(roomId)) {
-      this.openRoom(roomId, { push: false });
-      return true;
-    }
-    let joined = null;
-    if (room.has_password && !room.joined) {
-      joined = await dialogs.joinWithPassword(room);
-      if (!joined) return false;
-    } else {
-      try {
-        joined = await api.joinRoom(roomId);
-      } catch (e) {
-        toast(dialogs.joinErrorText(e), 'error');
-        return false;
-      }
-    }
-    this.onRoomJoined(joined && joined.id ? joined : room);
-    return true;
   }
 
   onRoomJoined(room) {
@@ -465,17 +309,13 @@ export class App {
     this.openRoom(room.id);
   }
 
-  openRoom(id, { push = true, replace = false } = {}) {
-    const store = this.store;
+  openRoom(id, push = true) {
+    const { store } = this;
     if (!store.room(id)) return;
-    if (this.activeId && this.activeId !== id && this.composer.typingActive) this.composer.stopTyping();
     this.activeId = id;
-    localStorage.setItem(LAST_ROOM_KEY, id);
+    store_.set(KEY.room, id);
     const path = `/r/${encodeURIComponent(id)}`;
-    if (location.pathname !== path) {
-      if (push && !replace) history.pushState(null, '', path);
-      else history.replaceState(null, '', path);
-    }
+    if (location.pathname !== path) history[push ? 'pushState' : 'replaceState'](null, '', path);
     this.roomsView.setActive(id);
     this.header.render(id);
     this.messagesView.setRoom(id);
@@ -486,46 +326,40 @@ export class App {
     this.setDrawer('');
     if (!store.timeline(id).loaded) this.loadNewest(id);
     if (!store.members.has(id)) this.loadMembers(id);
-    this.maybeMarkRead();
-    if (!this.isNarrow()) this.composer.focus();
+    this.markRead();
+    if (!this.narrow.matches) this.composer.focus();
   }
 
   async loadNewest(id) {
     try {
-      const res = await api.messages(id, { limit: 50 });
-      this.store.applyHistory(id, res, { newest: true });
+      this.store.applyHistory(id, await api.messages(id, { limit: 50 }), true);
     } catch (e) {
-      if (e.status === 401) return this.sessionEnded('Your session has ended. Join again to continue.');
+      if (e.status === 401) return this.end(ENDED);
       toast(`Could not load messages: ${e.message}`, 'error');
-      // Retry on the next reconnect or when the room is opened again.
     }
   }
 
   async loadOlder(id) {
     const t = this.store.timeline(id);
-    if (t.loadingOlder || !t.hasOlder) return;
     const before = t.lowestSeq();
-    if (before == null) return;
+    if (t.loadingOlder || !t.hasOlder || before == null) return;
     t.loadingOlder = true;
-    if (id === this.activeId) this.messagesView.render();
+    this.schedule(id === this.activeId && 'messages');
     try {
-      const res = await api.messages(id, { before_seq: before, limit: 50 });
+      const page = await api.messages(id, { before_seq: before, limit: 50 });
       t.loadingOlder = false;
-      this.store.applyHistory(id, res);
+      this.store.applyHistory(id, page);
     } catch (e) {
       t.loadingOlder = false;
       toast(`Could not load older messages: ${e.message}`, 'error');
-      if (id === this.activeId) this.messagesView.render();
+      this.schedule(id === this.activeId && 'messages');
     }
   }
 
   async loadMembers(id) {
     try {
-      const members = await api.members(id);
-      this.store.setMembers(id, members);
-    } catch (e) {
-      if (id === this.activeId) console.warn('members', e);
-    }
+      this.store.setMembers(id, await api.members(id));
+    } catch {} // the panel keeps saying "Loading"; the next open or reconnect retries
   }
 
   async leaveRoom() {
@@ -535,7 +369,7 @@ export class App {
       await api.leaveRoom(room.id);
       this.store.removeRoom(room.id);
       toast(`You left #${room.name}`);
-      this.openDefaultRoom();
+      this.openDefault();
     } catch (e) {
       toast(e.message, 'error');
     }
@@ -549,26 +383,18 @@ export class App {
   }
 
   updateGate() {
-    const gate = this.header.renderBanner(this.activeId);
-    this.composer.setBlocked(gate.blocked);
+    const tick = () => {
+      const g = this.header.renderBanner(this.activeId);
+      this.composer.setBlocked(g.blocked);
+      return g.ticking;
+    };
     clearInterval(this.gateTimer);
-    this.gateTimer = null;
-    if (gate.ticking) {
-      this.gateTimer = setInterval(() => {
-        const g = this.header.renderBanner(this.activeId);
-        this.composer.setBlocked(g.blocked);
-        if (!g.ticking) {
-          clearInterval(this.gateTimer);
-          this.gateTimer = null;
-        }
-      }, 1000);
-    }
+    if (tick()) this.gateTimer = setInterval(() => tick() || clearInterval(this.gateTimer), 1000);
   }
 
   renderTyping() {
-    const text = this.activeId ? this.store.typingText(this.activeId) : '';
+    const text = this.store.typingText(this.activeId);
     if (this.typingEl.textContent !== text) this.typingEl.textContent = text;
-    this.typingEl.classList.toggle('active', !!text);
   }
 
   renderMe() {
@@ -580,72 +406,39 @@ export class App {
     this.$('me-status').textContent = me.status_text || (me.kind === 'guest' ? 'Guest' : `@${me.username}`);
   }
 
-  // ---- read state ----------------------------------------------------------------
-
-  maybeMarkRead() {
-    const id = this.activeId;
-    const room = this.store.room(id);
-    if (!room || !this.conn.connected) return;
-    if (document.hidden || !document.hasFocus() || !this.messagesView.stick) return;
-    const t = this.store.timeline(id);
-    const list = t.sorted();
-    const last = list.length ? list[list.length - 1].seq : 0;
-    if (!t.loaded || !last || last <= (room.last_read_seq || 0)) {
-      if (room.unread_count && last >= (room.last_seq || 0)) this.store.markReadLocal(id, last);
+  /** Sends `read` when the open room is on screen: focused window, scrolled to the bottom. */
+  markRead() {
+    const room = this.store.room(this.activeId);
+    if (!room || !this.conn.connected || document.hidden || !document.hasFocus() || !this.messagesView.stick) return;
+    const t = this.store.timeline(room.id);
+    const last = t.sorted().at(-1)?.seq || 0;
+    if (!t.loaded || last <= room.last_read_seq) {
+      if (room.unread_count && t.loaded && last >= room.last_seq) this.store.markReadLocal(room.id, last);
       return;
     }
-    this.conn.notify({ type: 'read', room_id: id, seq: last });
-    this.store.markReadLocal(id, last);
+    this.conn.notify({ type: 'read', room_id: room.id, seq: last });
+    this.store.markReadLocal(room.id, last);
   }
 
-  // ---- messages ------------------------------------------------------------------
+  // ---- messages ----
 
   send(roomId, body, replyTo) {
-    const me = this.store.me;
-    const draft = {
-      client_id: uuid(),
-      room_id: roomId,
-      body,
-      reply_to: replyTo || null,
-      author: me,
-      created_at: new Date().toISOString(),
-      mentions: [],
-      reactions: [],
-      attachments: [],
-    };
+    const draft = { client_id: uuid(), room_id: roomId, body, reply_to: replyTo, author: this.store.me, created_at: new Date().toISOString(), mentions: [], reactions: [], attachments: [] };
     this.store.addPending(roomId, draft);
     this.transmit(draft);
   }
 
-  transmit(draft) {
-    const frame = { type: 'send', room_id: draft.room_id, client_id: draft.client_id, body: draft.body };
-    if (draft.reply_to) frame.reply_to = draft.reply_to;
+  transmit({ room_id, client_id, body, reply_to }) {
     this.conn
-      .sendMessage(frame)
-      .then((msg) => {
-        if (msg && msg.id) this.store.applyMessage(msg);
-        else this.store.removePending(draft.room_id, draft.client_id);
-      })
-      .catch((e) => {
-        if (e.code === 'discarded') return;
-        this.store.failPending(draft.room_id, draft.client_id, e.message || 'Not sent');
-      });
-  }
-
-  retry(m) {
-    const draft = this.store.retryPending(m.room_id, m.client_id);
-    if (draft) this.transmit(draft);
-  }
-
-  discard(m) {
-    this.conn.discard(m.client_id);
-    this.store.removePending(m.room_id, m.client_id);
+      .sendMessage({ type: 'send', room_id, client_id, body, ...(reply_to ? { reply_to } : {}) })
+      .then((msg) => (msg?.id ? this.store.applyMessage(msg) : this.store.removePending(room_id, client_id)))
+      .catch((e) => e.code !== 'discarded' && this.store.setPendingFailed(room_id, client_id, e.message || 'Not sent'));
   }
 
   async editMessage(m, body) {
     try {
       const msg = await this.conn.request({ type: 'edit', message_id: m.id, body });
-      if (msg && msg.id) this.store.applyMessage(msg);
+      if (msg?.id) this.store.applyMessage(msg);
       return true;
     } catch (e) {
       toast(`Could not edit: ${e.message}`, 'error');
@@ -657,83 +450,51 @@ export class App {
     try {
       await this.conn.request({ type: 'delete', message_id: m.id });
       this.store.applyDeleted({ room_id: m.room_id, message_id: m.id, seq: m.seq });
-      toast('Message deleted');
     } catch (e) {
       toast(`Could not delete: ${e.message}`, 'error');
     }
   }
 
-  async react(m, emoji, add) {
-    try {
-      await this.conn.request({ type: 'react', message_id: m.id, emoji, add });
-    } catch (e) {
-      toast(`Could not react: ${e.message}`, 'error');
-    }
-  }
-
-  // ---- notifications & theme -----------------------------------------------------
+  // ---- notifications & theme ----
 
   notificationsEnabled() {
-    return 'Notification' in window && Notification.permission === 'granted' && localStorage.getItem(NOTIFY_KEY) === '1';
+    return window.Notification?.permission === 'granted' && store_.get(KEY.notify) === '1';
   }
 
   async setNotifications(on) {
-    if (!('Notification' in window)) {
-      toast('This browser does not support notifications.', 'error');
-      return false;
-    }
-    if (!on) {
-      localStorage.removeItem(NOTIFY_KEY);
-      return false;
-    }
-    const perm = Notification.permission === 'granted' ? 'granted' : await Notification.requestPermission();
-    if (perm !== 'granted') {
-      toast('Notifications are blocked for this site.', 'error');
-      return false;
-    }
-    localStorage.setItem(NOTIFY_KEY, '1');
-    return true;
+    if (!window.Notification) return toast('This browser does not support notifications.', 'error'), false;
+    const ok = on && (Notification.permission === 'granted' || (await Notification.requestPermission()) === 'granted');
+    if (on && !ok) toast('Notifications are blocked for this site.', 'error');
+    store_.set(KEY.notify, ok ? '1' : null);
+    return ok;
   }
 
-  notify(roomId, message) {
-    if (!message || !document.hidden || !this.notificationsEnabled()) return;
+  /** A desktop notification for a mention or DM, when the tab is hidden and the user opted in. */
+  notify(roomId, m) {
+    if (!m || !document.hidden || !this.notificationsEnabled()) return;
     const room = this.store.room(roomId);
-    const who = displayName(this.store.resolveUser(message.author));
-    const title = room && room.kind === 'dm' ? who : `${who} in #${room ? room.name : 'a room'}`;
+    const who = displayName(this.store.resolveUser(m.author));
     try {
-      const n = new Notification(title, { body: (message.body || '').slice(0, 200), icon: message.author?.avatar_url, tag: message.id });
-      n.onclick = () => {
-        window.focus();
-        this.openRoom(roomId);
-        n.close();
-      };
-    } catch {
-      /* some platforms only allow notifications from a service worker */
-    }
-  }
-
-  effectiveTheme() {
-    const t = document.documentElement.dataset.theme;
-    if (t === 'light' || t === 'dark') return t;
-    return this.themeMq && this.themeMq.matches ? 'dark' : 'light';
+      const n = new Notification(room?.kind === 'dm' ? who : `${who} in #${room?.name || 'a room'}`, { body: (m.body || '').slice(0, 200), icon: m.author?.avatar_url, tag: m.id });
+      n.onclick = () => (focus(), this.openRoom(roomId), n.close());
+    } catch {} // some platforms only notify from a service worker
   }
 
   toggleTheme() {
-    const next = this.effectiveTheme() === 'dark' ? 'light' : 'dark';
+    const next = this.isDark() ? 'light' : 'dark';
     document.documentElement.dataset.theme = next;
-    try {
-      localStorage.setItem(THEME_KEY, next);
-    } catch {
-      /* private mode */
-    }
-    this.renderThemeButton();
+    store_.set(KEY.theme, next);
+    this.renderTheme();
   }
 
-  renderThemeButton() {
+  isDark() {
+    const t = document.documentElement.dataset.theme;
+    return t ? t === 'dark' : this.dark.matches;
+  }
+
+  renderTheme() {
     const btn = this.$('theme');
-    const dark = this.effectiveTheme() === 'dark';
-    btn.replaceChildren(icon(dark ? 'sun' : 'moon'));
-    btn.title = dark ? 'Switch to light theme' : 'Switch to dark theme';
-    btn.setAttribute('aria-pressed', String(dark));
+    btn.replaceChildren(icon(this.isDark() ? 'sun' : 'moon'));
+    btn.title = this.isDark() ? 'Switch to light theme' : 'Switch to dark theme';
   }
 }

@@ -1,21 +1,20 @@
-// The gateway connection: one WebSocket to /api/v1/ws that reconnects by itself.
+// The gateway connection: one WebSocket to /api/v1/ws that comes back by itself.
 //
-// Owns: request/reply correlation (`req`), reconnect with exponential backoff and
-// jitter, the heartbeat, and the outbox — sends made while disconnected (or whose
-// reply was lost with the socket) are kept and sent again with the same client_id
-// once the connection is back, so nothing typed is lost and nothing is duplicated
-// (the server dedupes on client_id).
+// Owns request/reply correlation (`req`), reconnecting with exponential backoff
+// and jitter, a heartbeat, and the outbox: a `send` stays in the outbox until the
+// server acknowledged it, and is sent again (same client_id, so the server stores
+// it once) on every reconnect. Nothing typed is lost, nothing is duplicated.
 //
-// Events (EventTarget): `state` {state}, `ready` {frame, reconnect}, `event` {frame},
-// `unauthorized`. The app answers `ready` by resuming and then calls flushOutbox().
+// Events: `state` {state}, `ready` {frame, reconnect}, `event` {frame},
+// `unauthorized`. The app answers `ready` by resuming, then calls flushOutbox().
 
 import { ApiError, api } from './api.js';
 
-const BACKOFF_MIN = 500;
-const BACKOFF_MAX = 10000;
-const HEARTBEAT_MS = 25000;
-const HEARTBEAT_TIMEOUT_MS = 10000;
-const REQUEST_TIMEOUT_MS = 15000;
+const MIN_DELAY = 500;
+const MAX_DELAY = 10000;
+const PING_EVERY = 25000;
+const TIMEOUT = 15000;
+const offline = (msg) => new ApiError(0, 'offline', msg || 'Not connected. Try again in a moment.');
 
 export class Connection extends EventTarget {
   constructor(path = '/api/v1/ws') {
@@ -23,57 +22,44 @@ export class Connection extends EventTarget {
     this.path = path;
     this.ws = null;
     this.state = 'connecting';
-    this.ready = false; // `ready` frame received on the current socket
-    this.flushed = false; // outbox may be transmitted directly
+    this.connected = false; // the current socket sent `ready`
+    this.flushed = false; // the outbox may be transmitted directly
     this.everReady = false;
     this.stopped = false;
     this.attempt = 0;
     this.nextReq = 1;
-    this.pending = new Map(); // req -> {resolve, reject, timer, outboxKey}
-    this.outbox = new Map(); // client_id -> {frame, resolve, reject, req}
-    this.retryTimer = null;
-    this.heartbeatTimer = null;
-    this.lastFrameAt = 0;
-
-    this._onOnline = () => this._kick();
-    this._onOffline = () => {
-      if (!this.ready) this._setState('offline');
-    };
-    this._onVisible = () => {
-      if (document.visibilityState === 'visible' && !this.ready) this._kick();
-    };
+    this.pending = new Map(); // req -> {resolve, reject, timer} | {key} for outbox entries
+    this.outbox = new Map(); // client_id -> {frame, resolve, reject, promise, req}
+    this.kick = () => !this.stopped && !this.connected && ((this.attempt = 0), this.open());
+    this.onVisible = () => document.visibilityState === 'visible' && this.kick();
+    this.onOffline = () => !this.connected && this.setState('offline');
   }
 
   start() {
     this.stopped = false;
-    window.addEventListener('online', this._onOnline);
-    window.addEventListener('offline', this._onOffline);
-    document.addEventListener('visibilitychange', this._onVisible);
-    this._open();
+    addEventListener('online', this.kick);
+    addEventListener('offline', this.onOffline);
+    document.addEventListener('visibilitychange', this.onVisible);
+    this.open();
   }
 
   stop() {
     this.stopped = true;
-    window.removeEventListener('online', this._onOnline);
-    window.removeEventListener('offline', this._onOffline);
-    document.removeEventListener('visibilitychange', this._onVisible);
-    clearTimeout(this.retryTimer);
-    clearInterval(this.heartbeatTimer);
+    removeEventListener('online', this.kick);
+    removeEventListener('offline', this.onOffline);
+    document.removeEventListener('visibilitychange', this.onVisible);
+    clearTimeout(this.retry);
+    clearInterval(this.heartbeat);
     if (this.ws) {
       this.ws.onclose = null;
-      this.ws.close(1000, 'bye');
-      this.ws = null;
+      this.ws.close(1000);
     }
-    this._failPending(new ApiError(0, 'offline', 'Signed out'));
+    this.failPending(offline('Signed out'));
   }
 
-  get connected() {
-    return this.ready;
-  }
-
-  /** Sends a frame and resolves with the reply's `data` (rejects with ApiError). */
-  request(frame, timeout = REQUEST_TIMEOUT_MS) {
-    if (!this.ready) return Promise.reject(new ApiError(0, 'offline', 'Not connected. Try again in a moment.'));
+  /** Sends a frame; resolves with the reply's `data`, rejects with an ApiError. */
+  request(frame, timeout = TIMEOUT) {
+    if (!this.connected) return Promise.reject(offline());
     return new Promise((resolve, reject) => {
       const req = this.nextReq++;
       const timer = setTimeout(() => {
@@ -81,222 +67,156 @@ export class Connection extends EventTarget {
         reject(new ApiError(0, 'timeout', 'The server did not answer in time.'));
       }, timeout);
       this.pending.set(req, { resolve, reject, timer });
-      this._transmit({ ...frame, req });
+      this.transmit({ ...frame, req });
     });
   }
 
   /** Fire-and-forget for ephemeral frames (typing, read); dropped while offline. */
   notify(frame) {
-    if (this.ready) this._transmit(frame);
+    if (this.connected) this.transmit(frame);
   }
 
-  /**
-   * Queues a `send` frame keyed by its client_id. It is transmitted now if
-   * possible, else on reconnect; the promise resolves with the stored message.
-   */
+  /** Queues a `send` (keyed by client_id); resolves with the stored message. */
   sendMessage(frame) {
-    const key = frame.client_id;
-    const existing = this.outbox.get(key);
-    if (existing) return existing.promise;
-    let entry;
-    const promise = new Promise((resolve, reject) => {
-      entry = { frame, resolve, reject, req: null };
-    });
-    entry.promise = promise;
-    this.outbox.set(key, entry);
-    if (this.ready && this.flushed) this._transmitOutbox(key, entry);
-    return promise;
+    const known = this.outbox.get(frame.client_id);
+    if (known) return known.promise;
+    const entry = { frame, req: null };
+    entry.promise = new Promise((resolve, reject) => Object.assign(entry, { resolve, reject }));
+    this.outbox.set(frame.client_id, entry);
+    if (this.flushed) this.transmitEntry(frame.client_id, entry);
+    return entry.promise;
   }
 
-  /** Whether a message with this client_id is still waiting to be sent. */
-  isQueued(clientId) {
-    return this.outbox.has(clientId);
-  }
-
-  /** Drops a queued send (the user discarded it). */
+  /** Drops a queued send the user discarded. */
   discard(clientId) {
     const e = this.outbox.get(clientId);
     if (!e) return;
     this.outbox.delete(clientId);
-    if (e.req != null) this.pending.delete(e.req);
+    this.pending.delete(e.req);
     e.reject(new ApiError(0, 'discarded', 'Discarded'));
   }
 
-  /** Transmits everything in the outbox (after the app applied `resume`). */
+  /** Transmits the outbox; the app calls it once `resume` was applied. */
   flushOutbox() {
-    this.flushed = true;
-    for (const [key, entry] of this.outbox) this._transmitOutbox(key, entry);
+    this.flushed = this.connected;
+    for (const [key, entry] of this.outbox) this.transmitEntry(key, entry);
   }
 
-  _transmitOutbox(key, entry) {
-    if (!this.ready) return;
-    if (entry.req != null) this.pending.delete(entry.req);
-    const req = this.nextReq++;
-    entry.req = req;
-    this.pending.set(req, { outboxKey: key });
-    this._transmit({ ...entry.frame, req });
+  transmitEntry(key, entry) {
+    if (!this.connected) return;
+    this.pending.delete(entry.req);
+    entry.req = this.nextReq++;
+    this.pending.set(entry.req, { key });
+    this.transmit({ ...entry.frame, req: entry.req });
   }
 
-  _transmit(frame) {
+  transmit(frame) {
     try {
       this.ws.send(JSON.stringify(frame));
-    } catch {
-      // The socket is closing; onclose will schedule a reconnect and the outbox
-      // keeps what matters.
-    }
+    } catch {} // closing: onclose reconnects and the outbox keeps what matters
   }
 
-  _setState(state) {
+  setState(state) {
     if (this.state === state) return;
     this.state = state;
     this.dispatchEvent(new CustomEvent('state', { detail: { state } }));
   }
 
-  _url() {
-    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    return `${proto}//${location.host}${this.path}`;
-  }
-
-  _open() {
-    clearTimeout(this.retryTimer);
+  open() {
+    clearTimeout(this.retry);
     if (this.stopped) return;
     if (this.ws) {
       this.ws.onclose = null;
-      try {
-        this.ws.close();
-      } catch {
-        /* already closed */
-      }
+      this.ws.close();
     }
     let ws;
     try {
-      ws = new WebSocket(this._url());
+      ws = new WebSocket(`${location.protocol === 'https:' ? 'wss:' : 'ws:'}//${location.host}${this.path}`);
     } catch {
-      this._scheduleReconnect(false);
-      return;
+      return this.scheduleReconnect(false);
     }
     this.ws = ws;
-    this.ready = false;
-    this.flushed = false;
+    this.connected = this.flushed = false;
     let gotReady = false;
     ws.onmessage = (ev) => {
       this.lastFrameAt = Date.now();
-      let frame;
+      let f;
       try {
-        frame = JSON.parse(ev.data);
+        f = JSON.parse(ev.data);
       } catch {
         return;
       }
-      if (frame.type === 'ready') {
-        gotReady = true;
-        this.ready = true;
-        this.attempt = 0;
-        const reconnect = this.everReady;
-        this.everReady = true;
-        this._setState('connected');
-        this._startHeartbeat();
-        this.dispatchEvent(new CustomEvent('ready', { detail: { frame, reconnect } }));
-        return;
-      }
-      if (frame.type === 'reply') {
-        this._onReply(frame);
-        return;
-      }
-      this.dispatchEvent(new CustomEvent('event', { detail: { frame } }));
+      if (f.type === 'reply') return this.onReply(f);
+      if (f.type !== 'ready') return this.dispatchEvent(new CustomEvent('event', { detail: { frame: f } }));
+      gotReady = this.connected = true;
+      this.attempt = 0;
+      const reconnect = this.everReady;
+      this.everReady = true;
+      this.setState('connected');
+      this.startHeartbeat();
+      this.dispatchEvent(new CustomEvent('ready', { detail: { frame: f, reconnect } }));
     };
     ws.onclose = () => {
       if (this.ws !== ws) return;
       this.ws = null;
-      this.ready = false;
-      this.flushed = false;
-      clearInterval(this.heartbeatTimer);
-      this._failPending(new ApiError(0, 'offline', 'Connection lost. Try again in a moment.'));
-      this._scheduleReconnect(!gotReady);
-    };
-    ws.onerror = () => {
-      /* onclose follows */
+      this.connected = this.flushed = false;
+      clearInterval(this.heartbeat);
+      this.failPending(offline('Connection lost. Try again in a moment.'));
+      this.scheduleReconnect(!gotReady);
     };
   }
 
-  _onReply(frame) {
-    const p = this.pending.get(frame.req);
+  onReply(f) {
+    const p = this.pending.get(f.req);
     if (!p) return;
-    this.pending.delete(frame.req);
-    if (p.outboxKey != null) {
-      const entry = this.outbox.get(p.outboxKey);
-      if (!entry || entry.req !== frame.req) return;
-      if (frame.ok) {
-        this.outbox.delete(p.outboxKey);
-        entry.resolve(frame.data);
-      } else {
-        const e = frame.error || {};
-        if (e.code === 'rate_limited') {
-          // Keep it queued and try again when the server says we may.
-          entry.req = null;
-          const wait = Math.max(250, e.retry_after_ms || 1000);
-          setTimeout(() => {
-            if (this.outbox.get(p.outboxKey) === entry && this.ready && this.flushed) this._transmitOutbox(p.outboxKey, entry);
-          }, wait);
-          return;
-        }
-        this.outbox.delete(p.outboxKey);
-        entry.reject(new ApiError(0, e.code || 'error', e.message || 'Not sent', e));
-      }
+    this.pending.delete(f.req);
+    const err = f.ok ? null : new ApiError(0, f.error?.code || 'error', f.error?.message || 'Request failed', f.error || {});
+    if (p.key == null) {
+      clearTimeout(p.timer);
+      return err ? p.reject(err) : p.resolve(f.data);
+    }
+    const entry = this.outbox.get(p.key);
+    if (!entry || entry.req !== f.req) return;
+    if (err?.code === 'rate_limited') {
+      // Still queued: send again when the server says we may.
+      entry.req = null;
+      setTimeout(() => this.flushed && this.outbox.get(p.key) === entry && this.transmitEntry(p.key, entry), Math.max(250, err.retryAfterMs || 1000));
       return;
     }
-    clearTimeout(p.timer);
-    if (frame.ok) p.resolve(frame.data);
-    else {
-      const e = frame.error || {};
-      p.reject(new ApiError(0, e.code || 'error', e.message || 'Request failed', e));
-    }
+    this.outbox.delete(p.key);
+    err ? entry.reject(err) : entry.resolve(f.data);
   }
 
-  _failPending(err) {
+  failPending(err) {
     for (const [req, p] of this.pending) {
-      if (p.outboxKey != null) {
-        const entry = this.outbox.get(p.outboxKey);
-        if (entry && entry.req === req) entry.req = null; // resent on reconnect
-        continue;
+      if (p.key != null) {
+        const entry = this.outbox.get(p.key);
+        if (entry?.req === req) entry.req = null; // sent again on reconnect
+      } else {
+        clearTimeout(p.timer);
+        p.reject(err);
       }
-      clearTimeout(p.timer);
-      p.reject(err);
     }
     this.pending.clear();
   }
 
-  _scheduleReconnect(neverReady) {
+  scheduleReconnect(neverReady) {
     if (this.stopped) return;
-    this._setState(navigator.onLine === false ? 'offline' : this.everReady ? 'reconnecting' : 'connecting');
+    this.setState(navigator.onLine === false ? 'offline' : this.everReady ? 'reconnecting' : 'connecting');
     const n = this.attempt++;
-    const cap = Math.min(BACKOFF_MAX, BACKOFF_MIN * 2 ** n);
-    const delay = cap / 2 + Math.random() * (cap / 2);
-    this.retryTimer = setTimeout(() => this._open(), delay);
-    // A socket that never became ready may mean the session is gone (the upgrade
-    // was refused with 401). Ask REST, which can tell us.
-    if (neverReady && n >= 1) {
-      api.me().catch((e) => {
-        if (e.status === 401 && !this.stopped) this.dispatchEvent(new CustomEvent('unauthorized'));
-      });
-    }
+    const cap = Math.min(MAX_DELAY, MIN_DELAY * 2 ** n);
+    this.retry = setTimeout(() => this.open(), cap / 2 + (Math.random() * cap) / 2);
+    // A socket refused before `ready` may mean the session is gone (the upgrade
+    // got a 401, which the WebSocket API hides); REST can tell.
+    if (neverReady && n >= 1) api.me().catch((e) => e.status === 401 && !this.stopped && this.dispatchEvent(new CustomEvent('unauthorized')));
   }
 
-  /** Reconnects now instead of waiting for the backoff timer. */
-  _kick() {
-    if (this.stopped || this.ready) return;
-    this.attempt = 0;
-    this._open();
-  }
-
-  _startHeartbeat() {
-    clearInterval(this.heartbeatTimer);
-    this.heartbeatTimer = setInterval(() => {
-      if (!this.ready) return;
-      const sentAt = Date.now();
-      this.request({ type: 'ping' }, HEARTBEAT_TIMEOUT_MS).catch((e) => {
-        // No answer and no other traffic since: the socket is dead; replace it.
-        if (e.code === 'timeout' && this.lastFrameAt < sentAt && this.ws) this.ws.close();
-      });
-    }, HEARTBEAT_MS);
+  startHeartbeat() {
+    clearInterval(this.heartbeat);
+    this.heartbeat = setInterval(() => {
+      const sent = Date.now();
+      // No answer and no other traffic: the socket is dead, replace it.
+      this.request({ type: 'ping' }, 10000).catch((e) => e.code === 'timeout' && this.lastFrameAt < sent && this.ws?.close());
+    }, PING_EVERY);
   }
 }

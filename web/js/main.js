@@ -1,4 +1,4 @@
-// Entry point: shows the join screen or the app, depending on the session.
+// Entry point: the join screen without a session, the app with one.
 
 import { api } from './api.js';
 import { App, roomIdFromPath, toast } from './app.js';
@@ -7,21 +7,12 @@ import { bootError, JoinView } from './views/join.js';
 const root = document.getElementById('root');
 
 function showJoin(note) {
-  const view = new JoinView(root, {
-    roomHint: roomIdFromPath(),
-    onJoined: (user) => {
-      view.unmount();
-      startApp(user);
-    },
-  });
+  const view = new JoinView(root, { invited: !!roomIdFromPath(), onJoined: (user) => (view.unmount(), startApp(user)) });
   view.mount();
   if (note) toast(note);
 }
 
-function startApp(user) {
-  const app = new App(root, user, { onSignedOut: (note) => showJoin(note) });
-  app.start();
-}
+const startApp = (user) => new App(root, user, showJoin).start();
 
 async function boot() {
   try {

@@ -1,41 +1,41 @@
-// Small DOM and formatting helpers shared by every view.
-//
-// Invariant: text from users only ever reaches the page through `textContent`
-// (el()'s string children and `text` prop). The one place HTML is inserted is the
-// server-sanitized `message.html`, in views/messages.js.
+// DOM and formatting helpers shared by every view.
+// Invariant: user text reaches the page only through textContent (el()'s string
+// children and `text`). The one HTML insertion is the server-sanitized
+// message.html, in views/messages.js.
 
-/** Creates an element. Props: class, text, dataset, on* listeners, attributes. */
-export function el(tag, props, ...children) {
-  const e = document.createElement(tag);
-  if (props) {
+/**
+ * el('span.a.b', props?, ...children). Props: text, dataset, value, checked,
+ * on* listeners, anything else as an attribute (true → "", null/false → absent).
+ * A string, node or array in place of props is a child.
+ */
+export function el(tag, props, ...kids) {
+  const [name, ...cls] = tag.split('.');
+  const e = document.createElement(name);
+  if (cls.length) e.className = cls.join(' ');
+  if (props == null || typeof props !== 'object' || props instanceof Node || Array.isArray(props)) kids.unshift(props);
+  else {
     for (const [k, v] of Object.entries(props)) {
       if (v == null || v === false) continue;
-      if (k === 'class') e.className = v;
-      else if (k === 'text') e.textContent = v;
+      if (k === 'text') e.textContent = v;
       else if (k === 'dataset') Object.assign(e.dataset, v);
-      else if (k === 'value') e.value = v;
-      else if (k === 'checked') e.checked = !!v;
-      else if (k.startsWith('on') && typeof v === 'function') e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? '' : String(v));
+      else if (k === 'value' || k === 'checked') e[k] = v;
+      else if (typeof v === 'function') e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? '' : v);
     }
   }
-  append(e, children);
+  add(e, kids);
   return e;
 }
 
-function append(parent, children) {
-  for (const c of children) {
-    if (c == null || c === false) continue;
-    if (Array.isArray(c)) append(parent, c);
-    else if (c instanceof Node) parent.appendChild(c);
-    else parent.appendChild(document.createTextNode(String(c)));
-  }
-}
+/** Replaces parent's children, skipping null/false like el() does. */
+export const fill = (parent, ...kids) => (parent.replaceChildren(), add(parent, kids), parent);
 
-/** Replaces all children of `parent`. */
-export function setChildren(parent, ...children) {
-  parent.replaceChildren();
-  append(parent, children);
+function add(parent, kids) {
+  for (const c of kids) {
+    if (c == null || c === false) continue;
+    if (Array.isArray(c)) add(parent, c);
+    else parent.append(c instanceof Node ? c : String(c));
+  }
 }
 
 // Stroke icons on a 24×24 grid (our own simple geometry).
@@ -49,6 +49,7 @@ const ICONS = {
   sun: 'M16 12a4 4 0 1 1-8 0a4 4 0 1 1 8 0M12 2v2M12 20v2M4.9 4.9l1.4 1.4M17.7 17.7l1.4 1.4M2 12h2M20 12h2M6.3 17.7l-1.4 1.4M19.1 4.9l-1.4 1.4',
   moon: 'M21 12.8A9 9 0 1 1 11.2 3a7 7 0 0 0 9.8 9.8z',
   logout: 'M9 21H5a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h4M16 17l5-5-5-5M21 12H9',
+  leave: 'M14 3h5a2 2 0 0 1 2 2v14a2 2 0 0 1-2 2h-5M9 17l-5-5 5-5M4 12h12',
   reply: 'M9 17l-5-5 5-5M20 18v-2a4 4 0 0 0-4-4H4',
   edit: 'M12 20h9M16.5 3.5a2.1 2.1 0 0 1 3 3L7 19l-4 1 1-4z',
   trash: 'M3 6h18M8 6V4a2 2 0 0 1 2-2h4a2 2 0 0 1 2 2v2M19 6l-1 14a2 2 0 0 1-2 2H8a2 2 0 0 1-2-2L5 6M10 11v6M14 11v6',
@@ -61,170 +62,123 @@ const ICONS = {
   'arrow-down': 'M12 5v14M19 12l-7 7-7-7',
   lock: 'M6 11h12a1 1 0 0 1 1 1v8a1 1 0 0 1-1 1H6a1 1 0 0 1-1-1v-8a1 1 0 0 1 1-1zM8 11V7a4 4 0 0 1 8 0v4',
   clock: 'M22 12a10 10 0 1 1-20 0a10 10 0 1 1 20 0M12 7v5l3 2',
-  bell: 'M18 8a6 6 0 0 0-12 0c0 7-3 9-3 9h18s-3-2-3-9M13.7 21a2 2 0 0 1-3.4 0',
   chat: 'M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z',
-  globe: 'M22 12a10 10 0 1 1-20 0a10 10 0 1 1 20 0M2 12h20M12 2a15 15 0 0 1 0 20a15 15 0 0 1 0-20',
   check: 'M20 6 9 17l-5-5',
   upload: 'M21 15v4a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2v-4M17 8l-5-5-5 5M12 3v12',
-  door: 'M13 4h5a1 1 0 0 1 1 1v15M3 20h18M13 4v16l-7-1V5zM10 12h.01',
 };
 
-const SVG = 'http://www.w3.org/2000/svg';
+const NS = 'http://www.w3.org/2000/svg';
 
 /** An inline SVG icon, hidden from assistive technology (name the button instead). */
 export function icon(name, cls = 'icon') {
-  const svg = document.createElementNS(SVG, 'svg');
-  svg.setAttribute('viewBox', '0 0 24 24');
-  svg.setAttribute('class', cls);
-  svg.setAttribute('aria-hidden', 'true');
-  svg.setAttribute('focusable', 'false');
-  const p = document.createElementNS(SVG, 'path');
+  const svg = document.createElementNS(NS, 'svg');
+  const p = document.createElementNS(NS, 'path');
+  for (const [k, v] of [['viewBox', '0 0 24 24'], ['class', cls], ['aria-hidden', 'true'], ['focusable', 'false']]) svg.setAttribute(k, v);
   p.setAttribute('d', ICONS[name] || ICONS.x);
-  svg.appendChild(p);
+  svg.append(p);
   return svg;
 }
+
+/** The icon for a room: DM, locked (private or password) or public. */
+export const roomIcon = (r, cls) => icon(r?.kind === 'dm' ? 'chat' : r && (r.kind === 'private' || r.has_password) ? 'lock' : 'hash', cls);
 
 /** Replaces every `<i data-icon="name">` under root with its SVG. */
 export function hydrateIcons(root) {
   for (const i of root.querySelectorAll('i[data-icon]')) i.replaceWith(icon(i.dataset.icon));
 }
 
-/** A button showing only an icon; its accessible name is `label` (also the tooltip). */
-export function iconButton(name, label, onclick, cls = 'icon-btn') {
-  return el('button', { type: 'button', class: cls, 'aria-label': label, title: label, onclick }, icon(name));
-}
+/** A button showing only an icon; `label` is its accessible name and tooltip. */
+export const iconButton = (name, label, onclick, cls = 'icon-btn') =>
+  el(`button.${cls.replace(/ /g, '.')}`, { type: 'button', 'aria-label': label, title: label, onclick }, icon(name));
 
-export function displayName(user) {
-  if (!user) return 'Unknown';
-  return user.display_name || user.username || 'Unknown';
-}
+export const displayName = (u) => (u && (u.display_name || u.username)) || 'Unknown';
 
-const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
-const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'medium' });
-const dayFmt = new Intl.DateTimeFormat(undefined, { weekday: 'long', month: 'long', day: 'numeric' });
-const dayYearFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'long', day: 'numeric' });
-
-export function formatTime(iso) {
+const fmt = (o) => new Intl.DateTimeFormat(undefined, o);
+const timeFmt = fmt({ hour: '2-digit', minute: '2-digit' });
+const fullFmt = fmt({ dateStyle: 'full', timeStyle: 'medium' });
+const dayFmt = fmt({ weekday: 'long', month: 'long', day: 'numeric' });
+const yearFmt = fmt({ year: 'numeric', month: 'long', day: 'numeric' });
+const valid = (iso) => {
   const d = new Date(iso);
-  return isNaN(d) ? '' : timeFmt.format(d);
-}
-
-export function formatFull(iso) {
-  const d = new Date(iso);
-  return isNaN(d) ? '' : fullFmt.format(d);
-}
-
-export function dayKey(iso) {
-  const d = new Date(iso);
-  return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
-}
+  return isNaN(d) ? null : d;
+};
+export const formatTime = (iso) => (valid(iso) ? timeFmt.format(valid(iso)) : '');
+export const formatFull = (iso) => (valid(iso) ? fullFmt.format(valid(iso)) : '');
+export const dayKey = (iso) => new Date(iso).toDateString();
 
 export function dayLabel(iso) {
   const d = new Date(iso);
-  const today = new Date();
   const y = new Date();
-  y.setDate(today.getDate() - 1);
-  if (dayKey(d) === dayKey(today)) return 'Today';
-  if (dayKey(d) === dayKey(y)) return 'Yesterday';
-  return d.getFullYear() === today.getFullYear() ? dayFmt.format(d) : dayYearFmt.format(d);
+  y.setDate(y.getDate() - 1);
+  if (d.toDateString() === new Date().toDateString()) return 'Today';
+  if (d.toDateString() === y.toDateString()) return 'Yesterday';
+  return (d.getFullYear() === y.getFullYear() ? dayFmt : yearFmt).format(d);
 }
 
-/** "4m 12s", "2h 5m", "3d 4h" for a positive duration in ms. */
+/** "4m 12s", "2h 5m", "3d 4h" for a duration in ms. */
 export function formatCountdown(ms) {
   const s = Math.max(0, Math.ceil(ms / 1000));
-  const d = Math.floor(s / 86400);
-  const h = Math.floor((s % 86400) / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = s % 60;
-  if (d > 0) return `${d}d ${h}h`;
-  if (h > 0) return `${h}h ${m}m`;
-  if (m > 0) return `${m}m ${sec}s`;
-  return `${sec}s`;
+  const [d, h, m, sec] = [Math.floor(s / 86400), Math.floor((s % 86400) / 3600), Math.floor((s % 3600) / 60), s % 60];
+  return d ? `${d}d ${h}h` : h ? `${h}h ${m}m` : m ? `${m}m ${sec}s` : `${sec}s`;
 }
 
-/** "just now", "5 minutes ago", … for a past timestamp. */
+/** "just now", "5 minutes ago", … */
 export function timeAgo(iso) {
-  const d = new Date(iso);
-  if (isNaN(d)) return '';
-  const s = Math.round((Date.now() - d.getTime()) / 1000);
-  if (s < 60) return 'just now';
+  const s = (Date.now() - new Date(iso)) / 1000;
+  if (!(s >= 60)) return 'just now';
   const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
-  if (s < 3600) return rtf.format(-Math.floor(s / 60), 'minute');
-  if (s < 86400) return rtf.format(-Math.floor(s / 3600), 'hour');
-  return rtf.format(-Math.floor(s / 86400), 'day');
+  return s < 3600 ? rtf.format(-Math.floor(s / 60), 'minute') : s < 86400 ? rtf.format(-Math.floor(s / 3600), 'hour') : rtf.format(-Math.floor(s / 86400), 'day');
 }
 
 /** A random UUID, also outside secure contexts (plain http on a LAN address). */
 export function uuid() {
   if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const h = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  const h = [...crypto.getRandomValues(new Uint8Array(16))].map((x, i) => (i === 6 ? (x & 15) | 64 : i === 8 ? (x & 63) | 128 : x).toString(16).padStart(2, '0')).join('');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-/** Copies text to the clipboard; falls back to execCommand outside secure contexts. */
+/** Copies text; falls back to execCommand where the Clipboard API is unavailable. */
 export async function copyText(text) {
   try {
     await navigator.clipboard.writeText(text);
     return true;
   } catch {
-    const ta = el('textarea', { class: 'sr-only', 'aria-hidden': 'true' });
-    ta.value = text;
-    document.body.appendChild(ta);
+    const ta = el('textarea.sr-only', { 'aria-hidden': 'true', value: text });
+    document.body.append(ta);
     ta.select();
     let ok = false;
     try {
       ok = document.execCommand('copy');
-    } catch {
-      ok = false;
-    }
+    } catch {}
     ta.remove();
     return ok;
   }
 }
 
-/** Reads a File as a data: URL. */
-export function readAsDataURL(file) {
-  return new Promise((resolve, reject) => {
+export const readAsDataURL = (file) =>
+  new Promise((resolve, reject) => {
     const r = new FileReader();
     r.onload = () => resolve(r.result);
     r.onerror = () => reject(r.error);
     r.readAsDataURL(file);
   });
-}
 
-/** Initials for a name ("Ada Lovelace" → "AL", "bob" → "B"). */
+/** Initials for a local preview ("Ada Lovelace" → "AL"). */
 export function initials(name) {
-  const parts = String(name || '').trim().split(/[\s._-]+/).filter(Boolean);
-  if (!parts.length) return '?';
-  const a = [...parts[0]][0] || '';
-  const b = parts.length > 1 ? [...parts[parts.length - 1]][0] || '' : '';
-  return (a + b).toUpperCase();
+  const p = String(name || '').trim().split(/[\s._-]+/).filter(Boolean);
+  return p.length ? ([...p[0]][0] + (p.length > 1 ? [...p[p.length - 1]][0] : '')).toUpperCase() : '';
 }
 
-/** A stable hue for a string (for local previews before the server has an avatar). */
-export function hueOf(s) {
-  let h = 0;
-  for (const ch of String(s || '').toLowerCase()) h = (h * 31 + ch.codePointAt(0)) >>> 0;
-  return h % 360;
+/** A stable hue for a string (local avatar previews). */
+export const hueOf = (s) => [...String(s || '').toLowerCase()].reduce((h, c) => (h * 31 + c.codePointAt(0)) >>> 0, 0) % 360;
+
+/** datetime-local value (local time) → RFC 3339 UTC, or null. */
+export function localToRfc3339(v) {
+  const d = v ? new Date(v) : null;
+  return d && !isNaN(d) ? d.toISOString().replace(/\.\d{3}Z$/, 'Z') : null;
 }
 
-/** "datetime-local" value (local time) → RFC 3339 UTC, or null when empty. */
-export function localInputToRfc3339(v) {
-  if (!v) return null;
-  const d = new Date(v);
-  return isNaN(d) ? null : d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-/** Debounce: calls fn once `ms` after the last call. */
-export function debounce(fn, ms) {
-  let t = null;
-  return (...args) => {
-    clearTimeout(t);
-    t = setTimeout(() => fn(...args), ms);
-  };
-}
+/** Plain text of a Markdown body for one-line snippets. */
+export const snippet = (body, n = 120) => String(body || '').replace(/[*_~`>#]+/g, '').replace(/\s+/g, ' ').trim().slice(0, n);
 
 export const MAX_AVATAR_BYTES = 5 * 1024 * 1024;

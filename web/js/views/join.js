@@ -1,162 +1,100 @@
-// The join screen: join as a guest (name + optional avatar with a live preview),
-// or sign in / create an account. Calls onJoined(user) after the server set the
-// session cookie.
+// The join screen: a guest (name + optional avatar, previewed locally) or an
+// account (sign in / create). Calls onJoined(user) once the server set the cookie.
 
 import { api } from '../api.js';
 import { el, hueOf, hydrateIcons, initials, MAX_AVATAR_BYTES, readAsDataURL } from '../util.js';
 
 export class JoinView {
-  constructor(root, { onJoined, roomHint }) {
-    this.root = root;
-    this.onJoined = onJoined;
-    this.roomHint = roomHint;
-    this.avatarFile = null;
-    this.previewUrl = null;
+  constructor(root, { onJoined, invited }) {
+    Object.assign(this, { root, onJoined, invited, file: null, url: null });
   }
 
   mount() {
-    const tpl = document.getElementById('tpl-join');
-    this.root.replaceChildren(tpl.content.cloneNode(true));
+    this.root.replaceChildren(document.getElementById('tpl-join').content.cloneNode(true));
     hydrateIcons(this.root);
-    const $ = (ref) => this.root.querySelector(`[data-ref="${ref}"]`);
-    this.guestForm = $('guest-form');
-    this.accountForm = $('account-form');
-    this.nameInput = $('name');
-    this.fileInput = $('avatar');
-    this.preview = $('preview');
-    this.previewImg = $('preview-img');
-    this.previewInitials = $('preview-initials');
-    this.clearAvatar = $('clear-avatar');
-    this.guestError = $('guest-error');
-    this.accountError = $('account-error');
-    if (this.roomHint) $('subtitle').textContent = 'You were invited to a room. Pick a name to join the conversation.';
-
-    this.nameInput.addEventListener('input', () => this.updatePreview());
-    this.fileInput.addEventListener('change', () => this.pickFile());
-    this.clearAvatar.addEventListener('click', () => {
-      this.fileInput.value = '';
-      this.setFile(null);
+    const $ = (r) => this.root.querySelector(`[data-ref="${r}"]`);
+    Object.assign(this, {
+      guestForm: $('guest-form'), accountForm: $('account-form'), name: $('name'), input: $('avatar'),
+      preview: $('preview'), img: $('preview-img'), initials: $('preview-initials'), clear: $('clear-avatar'),
+      guestError: $('guest-error'), accountError: $('account-error'),
     });
-    this.guestForm.addEventListener('submit', (e) => {
-      e.preventDefault();
-      this.joinGuest();
-    });
-    this.accountForm.addEventListener('submit', (e) => {
-      e.preventDefault();
-      const mode = e.submitter && e.submitter.dataset.mode === 'register' ? 'register' : 'login';
-      this.account(mode);
-    });
+    if (this.invited) $('subtitle').textContent = 'You were invited to a room. Pick a name to join the conversation.';
+    this.name.addEventListener('input', () => this.updatePreview());
+    this.input.addEventListener('change', () => this.pick(this.input.files?.[0] || null));
+    this.clear.addEventListener('click', () => this.pick(null));
+    this.guestForm.addEventListener('submit', (e) => (e.preventDefault(), this.joinGuest()));
+    this.accountForm.addEventListener('submit', (e) => (e.preventDefault(), this.account(e.submitter?.dataset.mode === 'register')));
     this.updatePreview();
-    this.nameInput.focus();
+    this.name.focus();
   }
 
   unmount() {
-    if (this.previewUrl) URL.revokeObjectURL(this.previewUrl);
+    if (this.url) URL.revokeObjectURL(this.url);
     this.root.replaceChildren();
   }
 
-  pickFile() {
-    const f = this.fileInput.files && this.fileInput.files[0];
-    this.guestError.textContent = '';
-    if (f && !f.type.startsWith('image/')) {
-      this.showError(this.guestError, 'Choose an image file (PNG, JPEG, GIF or WebP).');
-      this.fileInput.value = '';
-      return this.setFile(null);
-    }
-    if (f && f.size > MAX_AVATAR_BYTES) {
-      this.showError(this.guestError, 'That image is larger than 5 MB. Choose a smaller one.');
-      this.fileInput.value = '';
-      return this.setFile(null);
-    }
-    this.setFile(f || null);
-  }
-
-  setFile(file) {
-    this.avatarFile = file;
-    if (this.previewUrl) URL.revokeObjectURL(this.previewUrl);
-    this.previewUrl = file ? URL.createObjectURL(file) : null;
+  pick(f) {
+    this.error(this.guestError, '');
+    const bad = f && (!f.type.startsWith('image/') ? 'Choose an image file (PNG, JPEG, GIF or WebP).' : f.size > MAX_AVATAR_BYTES ? 'That image is larger than 5 MB. Choose a smaller one.' : '');
+    if (bad) this.error(this.guestError, bad);
+    if (bad || !f) this.input.value = '';
+    this.file = bad ? null : f;
+    if (this.url) URL.revokeObjectURL(this.url);
+    this.url = this.file ? URL.createObjectURL(this.file) : null;
     this.updatePreview();
   }
 
   updatePreview() {
-    const name = this.nameInput.value.trim();
-    if (this.previewUrl) {
-      this.previewImg.src = this.previewUrl;
-      this.previewImg.hidden = false;
-      this.previewInitials.hidden = true;
-      this.clearAvatar.hidden = false;
-    } else {
-      this.previewImg.removeAttribute('src');
-      this.previewImg.hidden = true;
-      this.previewInitials.hidden = false;
-      this.previewInitials.textContent = initials(name);
-      this.preview.style.setProperty('--avatar-hue', String(hueOf(name)));
-      this.clearAvatar.hidden = true;
+    const name = this.name.value.trim();
+    this.img.hidden = this.clear.hidden = !this.url;
+    this.initials.hidden = !!this.url;
+    if (this.url) this.img.src = this.url;
+    else {
+      this.img.removeAttribute('src');
+      this.initials.textContent = initials(name);
+      this.preview.style.setProperty('--hue', hueOf(name));
     }
   }
 
-  showError(node, msg) {
+  error(node, msg) {
     node.textContent = msg;
     node.hidden = !msg;
   }
 
   busy(form, on) {
-    for (const b of form.querySelectorAll('button, input')) b.disabled = on;
-    form.setAttribute('aria-busy', on ? 'true' : 'false');
+    for (const c of form.querySelectorAll('button, input')) c.disabled = on;
   }
 
   async joinGuest() {
-    const name = this.nameInput.value.trim();
-    this.showError(this.guestError, '');
-    if (!name) {
-      this.showError(this.guestError, 'Enter a name to join.');
-      this.nameInput.focus();
-      return;
-    }
+    const name = this.name.value.trim();
+    this.error(this.guestError, '');
+    if (!name) return this.error(this.guestError, 'Enter a name to join.'), this.name.focus();
     this.busy(this.guestForm, true);
     try {
-      const avatar = this.avatarFile ? await readAsDataURL(this.avatarFile) : null;
-      const res = await api.guest(name, avatar);
+      const res = await api.guest(name, this.file ? await readAsDataURL(this.file) : null);
       this.onJoined(res.user);
     } catch (e) {
       this.busy(this.guestForm, false);
-      const msg =
-        e.code === 'conflict'
-          ? e.message || `The name "${name}" is taken. Choose another one.`
-          : e.message || 'Could not join.';
-      this.showError(this.guestError, msg);
-      (e.field === 'avatar' ? this.fileInput : this.nameInput).focus();
+      this.error(this.guestError, e.message || (e.code === 'conflict' ? `The name "${name}" is taken.` : 'Could not join.'));
+      (e.field === 'avatar' ? this.input : this.name).focus();
     }
   }
 
-  async account(mode) {
-    const username = this.accountForm.elements.username.value.trim();
-    const password = this.accountForm.elements.password.value;
-    this.showError(this.accountError, '');
-    if (!username || !password) {
-      this.showError(this.accountError, 'Enter your username and password.');
-      return;
-    }
+  async account(register) {
+    const { username, password } = this.accountForm.elements;
+    this.error(this.accountError, '');
+    if (!username.value.trim() || !password.value) return this.error(this.accountError, 'Enter your username and password.');
     this.busy(this.accountForm, true);
     try {
-      const res = mode === 'register' ? await api.register(username, password) : await api.login(username, password);
+      const res = await api[register ? 'register' : 'login'](username.value.trim(), password.value);
       this.onJoined(res.user);
     } catch (e) {
       this.busy(this.accountForm, false);
-      let msg = e.message || 'Something went wrong.';
-      if (mode === 'login' && e.code === 'unauthorized') msg = 'Wrong username or password.';
-      this.showError(this.accountError, msg);
+      this.error(this.accountError, !register && e.code === 'unauthorized' ? 'Wrong username or password.' : e.message);
     }
   }
 }
 
 export function bootError(root, message, retry) {
-  root.replaceChildren(
-    el(
-      'div',
-      { class: 'boot' },
-      el('p', { role: 'alert', text: message }),
-      el('button', { type: 'button', class: 'btn btn-primary', onclick: retry, text: 'Try again' }),
-    ),
-  );
+  root.replaceChildren(el('div.boot', el('p', { role: 'alert', text: message }), el('button.btn.btn-primary', { type: 'button', onclick: retry }, 'Try again')));
 }

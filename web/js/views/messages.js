@@ -1,142 +1,88 @@
-// The message list of the open room (role="log"). Renders the store's timeline
-// with a keyed reconcile so unchanged messages keep their DOM nodes, keeps the
-// reader's scroll position (stick to the bottom, anchor while older pages are
-// prepended), and offers per-message actions.
-//
-// The only HTML this client ever inserts is `message.html`, sanitized by the
-// server; everything else is text.
+// The message list of the open room (role="log"). A keyed reconcile keeps the
+// DOM nodes of unchanged messages; the reader stays at the bottom when there,
+// keeps their place while older pages are prepended, and gets a "New messages"
+// button otherwise. The only HTML inserted is message.html, sanitized by the server.
 
-import { dayKey, dayLabel, displayName, el, formatFull, formatTime, icon, iconButton } from '../util.js';
+import { dayKey, dayLabel, displayName, el, formatFull, formatTime, icon, iconButton, roomIcon, snippet } from '../util.js';
 
 const GROUP_MS = 5 * 60 * 1000;
-const BOTTOM_SLACK = 48;
-const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢', '👀', '🙏'];
+const REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢', '👀', '🙏'];
 
 export class MessagesView {
   constructor(log, jump, store, actions) {
-    this.log = log;
-    this.jump = jump;
-    this.store = store;
-    this.actions = actions;
-    this.roomId = null;
-    this.nodes = new Map(); // key -> {node, ver}
-    this.stick = true;
-    this.editingId = null;
-    this.editDraft = '';
-    this.lastKey = null;
-    this.markerSeq = null;
-    this.picker = null;
-
+    Object.assign(this, { log, jump, store, actions, roomId: null, nodes: new Map(), stick: true, editing: null, draft: '', lastKey: null, marker: null, picker: null });
     log.addEventListener('scroll', () => this.onScroll(), { passive: true });
-    // Images (avatars, attachments) change heights after layout; stay pinned.
-    log.addEventListener('load', () => this.stick && this.scrollToBottom(), true);
-    jump.addEventListener('click', () => {
-      this.scrollToBottom(true);
-      jump.hidden = true;
-    });
-    document.addEventListener('click', (e) => {
-      if (this.picker && !this.picker.contains(e.target) && !e.target.closest('[data-react-toggle]')) this.closePicker();
-    });
-    document.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape' && this.picker) this.closePicker(true);
-    });
+    // Images change heights after layout: stay pinned to the bottom.
+    log.addEventListener('load', () => this.stick && this.toBottom(), true);
+    jump.addEventListener('click', () => this.toBottom(true));
+    document.addEventListener('click', (e) => this.picker && !this.picker.contains(e.target) && !e.target.closest('[data-react]') && this.closePicker());
+    document.addEventListener('keydown', (e) => e.key === 'Escape' && this.picker && this.closePicker(true));
   }
 
   setRoom(roomId) {
-    this.roomId = roomId;
+    const room = this.store.room(roomId);
+    Object.assign(this, { roomId, stick: true, editing: null, lastKey: null, marker: room?.unread_count > 0 && room.last_read_seq > 0 ? room.last_read_seq : null });
     this.nodes.clear();
     this.log.replaceChildren();
-    this.stick = true;
-    this.editingId = null;
-    this.lastKey = null;
     this.jump.hidden = true;
     this.closePicker();
-    const room = this.store.room(roomId);
-    this.markerSeq = room && room.unread_count > 0 ? room.last_read_seq || 0 : null;
     this.render();
-    this.scrollToBottom();
+    this.toBottom();
   }
 
-  isAtBottom() {
+  atBottom() {
     const l = this.log;
-    return l.scrollHeight - l.scrollTop - l.clientHeight <= BOTTOM_SLACK;
+    return l.scrollHeight - l.scrollTop - l.clientHeight <= 48;
   }
 
-  scrollToBottom(smooth = false) {
+  toBottom(smooth) {
     this.log.scrollTo({ top: this.log.scrollHeight, behavior: smooth ? 'smooth' : 'auto' });
     this.stick = true;
     this.jump.hidden = true;
   }
 
   onScroll() {
-    const was = this.stick;
-    this.stick = this.isAtBottom();
-    if (this.stick) this.jump.hidden = true;
-    if (this.stick !== was || this.stick) this.actions.onBottom(this.stick);
+    this.stick = this.atBottom();
+    if (this.stick) {
+      this.jump.hidden = true;
+      this.actions.onBottom();
+    }
     this.maybeLoadOlder();
   }
 
   maybeLoadOlder() {
-    if (!this.roomId) return;
-    const t = this.store.timeline(this.roomId);
-    if (!t.loaded || !t.hasOlder || t.loadingOlder) return;
-    if (this.log.scrollTop < 240 || this.log.scrollHeight <= this.log.clientHeight) this.actions.loadOlder(this.roomId);
+    const t = this.roomId && this.store.timeline(this.roomId);
+    if (t?.loaded && t.hasOlder && !t.loadingOlder && (this.log.scrollTop < 240 || this.log.scrollHeight <= this.log.clientHeight)) this.actions.loadOlder(this.roomId);
   }
 
-  // ---- rendering ------------------------------------------------------------
+  // ---- rendering ----
 
   items() {
-    const store = this.store;
+    const { store } = this;
     const t = store.timeline(this.roomId);
-    const me = store.me;
     const room = store.room(this.roomId);
-    const canModerate = room && (['owner', 'admin', 'moderator'].includes(room.role) || (me && me.is_admin));
-    const items = [{ key: 'top', kind: 'top', ver: `${t.loaded}|${t.hasOlder}|${t.loadingOlder}|${room?.name}|${room?.topic}` }];
+    const mod = ['owner', 'admin', 'moderator'].includes(room?.role) || !!store.me?.is_admin;
+    const online = this.actions.isConnected();
+    const items = [{ key: 'top', kind: 'top', ver: [t.loaded, t.hasOlder, t.loadingOlder, room?.name, room?.topic].join() }];
     let prev = null;
-    let markerDone = this.markerSeq == null;
+    let marked = this.marker == null;
     for (const m of store.messagesFor(this.roomId)) {
-      const created = m.created_at || new Date().toISOString();
-      const day = dayKey(created);
-      let breakGroup = false;
-      if (!prev || dayKey(prev.created_at || created) !== day) {
-        items.push({ key: `day-${day}`, kind: 'day', ver: dayLabel(created), label: dayLabel(created) });
-        breakGroup = true;
-      }
-      const mine = !!(me && m.author && m.author.id === me.id);
-      if (!markerDone && !m.pending && m.seq > this.markerSeq && !mine) {
-        items.push({ key: 'marker', kind: 'marker', ver: 'm' });
-        markerDone = true;
-        breakGroup = true;
+      const at = m.created_at || new Date().toISOString();
+      let fresh = !prev || dayKey(prev.created_at || at) !== dayKey(at);
+      if (fresh) items.push({ key: `day-${dayKey(at)}`, kind: 'day', ver: dayLabel(at) });
+      const mine = store.isMe(m.author);
+      if (!marked && !m.pending && !mine && m.seq > this.marker) {
+        items.push({ key: 'marker', kind: 'marker', ver: '' });
+        marked = fresh = true;
       }
       const author = store.resolveUser(m.author);
-      const grouped =
-        !breakGroup &&
-        prev &&
-        !m.reply_to &&
-        !m.deleted &&
-        !prev.deleted &&
-        prev.author &&
-        m.author &&
-        prev.author.id === m.author.id &&
-        new Date(created) - new Date(prev.created_at || created) < GROUP_MS;
+      const grouped = !fresh && !m.reply_to && !m.deleted && !prev.deleted && prev.author?.id === m.author?.id && new Date(at) - new Date(prev.created_at || at) < GROUP_MS;
       const target = m.reply_to ? store.findMessage(this.roomId, m.reply_to) : null;
-      const targetAuthor = target ? store.resolveUser(target.author) : null;
+      const targetAuthor = store.resolveUser(target?.author);
       const key = mine && m.client_id ? `c:${m.client_id}` : m.id;
-      const ver = [
-        m.pos,
-        m.pending ? (this.actions.isConnected() ? 1 : 2) : 0,
-        m.failed || '',
-        grouped ? 1 : 0,
-        author ? `${displayName(author)}|${author.avatar_url}` : '',
-        this.editingId === key ? 1 : 0,
-        JSON.stringify(m.reactions || []),
-        target ? `${target.pos}|${displayName(targetAuthor)}` : m.reply_to || '',
-        canModerate ? 1 : 0,
-        m.deleted ? 1 : 0,
-        m.edited_at || '',
-        me ? me.id : '',
-      ].join('§');
-      items.push({ key, kind: 'msg', ver, m, grouped, mine, canModerate, author, target, targetAuthor });
+      const ver = [m.pos, m.pending && (online ? 1 : 2), m.failed, grouped, author && displayName(author) + author.avatar_url, this.editing === key,
+        JSON.stringify(m.reactions || []), target ? target.pos + displayName(targetAuthor) : m.reply_to, mod, m.deleted, m.edited_at, store.me?.id].join('§');
+      items.push({ key, kind: 'msg', ver, m, grouped, mine, mod, author, target, targetAuthor });
       prev = m;
     }
     return items;
@@ -144,375 +90,213 @@ export class MessagesView {
 
   render() {
     if (!this.roomId) return;
-    const log = this.log;
-    const wasStick = this.stick;
-    // Anchor: the first message whose top is in view keeps its screen position.
+    const { log } = this;
+    const stick = this.stick;
+    // Anchor: the first node in view keeps its place on screen.
     let anchor = null;
-    let anchorOffset = 0;
-    if (!wasStick) {
-      for (const child of log.children) {
-        if (child.offsetTop + child.offsetHeight > log.scrollTop) {
-          anchor = child;
-          anchorOffset = child.offsetTop - log.scrollTop;
-          break;
-        }
-      }
+    let offset = 0;
+    if (!stick) {
+      anchor = [...log.children].find((c) => c.offsetTop + c.offsetHeight > log.scrollTop) || null;
+      offset = anchor ? anchor.offsetTop - log.scrollTop : 0;
     }
-
     const items = this.items();
     const seen = new Set();
     let cursor = log.firstChild;
     for (const item of items) {
       let entry = this.nodes.get(item.key);
-      if (entry && entry.ver !== item.ver) {
-        const fresh = this.build(item);
-        if (entry.node === anchor) anchor = fresh;
-        if (entry.node.parentNode === log) {
-          if (cursor === entry.node) cursor = fresh;
-          entry.node.replaceWith(fresh);
+      if (!entry || entry.ver !== item.ver) {
+        const node = this.build(item);
+        if (entry?.node.parentNode === log) {
+          if (cursor === entry.node) cursor = node;
+          if (anchor === entry.node) anchor = node;
+          entry.node.replaceWith(node);
         }
-        entry = { node: fresh, ver: item.ver };
-        this.nodes.set(item.key, entry);
-      } else if (!entry) {
-        entry = { node: this.build(item), ver: item.ver };
-        this.nodes.set(item.key, entry);
+        this.nodes.set(item.key, (entry = { node, ver: item.ver }));
       }
       seen.add(item.key);
       if (entry.node === cursor) cursor = cursor.nextSibling;
       else log.insertBefore(entry.node, cursor);
     }
-    for (const [k, e] of this.nodes) {
-      if (!seen.has(k)) {
-        e.node.remove();
-        this.nodes.delete(k);
-      }
-    }
+    for (const [k, e] of this.nodes) if (!seen.has(k)) (e.node.remove(), this.nodes.delete(k));
 
-    const last = items.length ? items[items.length - 1] : null;
-    const lastKey = last && last.kind === 'msg' ? last.key : null;
-    const grewAtEnd = lastKey && lastKey !== this.lastKey;
-    const ownNew = grewAtEnd && last.mine && last.m.pending;
-    const hadLast = this.lastKey != null;
+    const last = items[items.length - 1];
+    const lastKey = last.kind === 'msg' ? last.key : null;
+    const grew = lastKey && lastKey !== this.lastKey;
+    const own = grew && last.mine && last.m.pending;
+    if (grew && this.lastKey && !stick && !own) this.jump.hidden = false;
     this.lastKey = lastKey;
-
-    if (wasStick || ownNew) {
-      this.scrollToBottom();
-    } else if (anchor && anchor.parentNode === log) {
-      log.scrollTop = anchor.offsetTop - anchorOffset;
-    }
-    if (grewAtEnd && hadLast && !wasStick && !ownNew) this.jump.hidden = false;
+    if (stick || own) this.toBottom();
+    else if (anchor?.parentNode === log) log.scrollTop = anchor.offsetTop - offset;
     this.maybeLoadOlder();
   }
 
   build(item) {
-    if (item.kind === 'top') return this.buildTop();
-    if (item.kind === 'day') return el('div', { class: 'day-sep', role: 'separator', 'aria-label': item.label }, el('span', { text: item.label }));
-    if (item.kind === 'marker') return el('div', { class: 'new-marker', role: 'separator', 'aria-label': 'New messages below' }, el('span', { text: 'New' }));
-    return this.buildMessage(item);
-  }
-
-  buildTop() {
+    if (item.kind === 'day') return el('div.day-sep', { role: 'separator', 'aria-label': item.ver }, el('span', item.ver));
+    if (item.kind === 'marker') return el('div.new-marker', { role: 'separator', 'aria-label': 'New messages below' }, 'New');
+    if (item.kind === 'msg') return this.buildMessage(item);
     const t = this.store.timeline(this.roomId);
     const room = this.store.room(this.roomId);
-    if (!t.loaded || t.loadingOlder) return el('div', { class: 'log-top' }, el('span', { class: 'spinner', 'aria-hidden': 'true' }), el('span', { class: 'muted', text: 'Loading messages…' }));
-    if (t.hasOlder) {
-      return el('div', { class: 'log-top' }, el('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: 'Load older messages', onclick: () => this.actions.loadOlder(this.roomId) }));
-    }
-    const title = room ? this.store.roomTitle(room) : '';
-    return el(
-      'div',
-      { class: 'room-intro' },
-      el('div', { class: 'room-intro-icon' }, icon(room && room.kind === 'dm' ? 'chat' : 'hash')),
-      el('h2', { text: room && room.kind === 'dm' ? title : `Welcome to #${title}` }),
-      el('p', { class: 'muted', text: room && room.topic ? room.topic : room && room.kind === 'dm' ? 'This is the start of your conversation.' : 'This is the very beginning of the room.' }),
-    );
+    if (!t.loaded || t.loadingOlder) return el('div.log-top', el('span.spinner', { 'aria-hidden': 'true' }), el('span.muted', 'Loading messages…'));
+    if (t.hasOlder) return el('div.log-top', el('button.btn.btn-ghost.btn-sm', { type: 'button', onclick: () => this.actions.loadOlder(this.roomId) }, 'Load older messages'));
+    const dm = room?.kind === 'dm';
+    const title = this.store.roomTitle(room);
+    return el('div.room-intro', el('div.room-intro-icon', roomIcon(room)), el('h2', dm ? title : `Welcome to #${title}`),
+      el('p.muted', room?.topic || (dm ? 'This is the start of your conversation.' : 'This is the very beginning of the room.')));
   }
 
-  buildMessage({ key, m, grouped, mine, canModerate, author, target, targetAuthor }) {
+  buildMessage({ key, m, grouped, mine, mod, author, target, targetAuthor }) {
     const name = m.author ? displayName(author) : '';
-    const me = this.store.me;
-    const mentioned = me && (m.mentions || []).includes(me.id);
-    const cls = ['msg'];
-    if (grouped) cls.push('grouped');
-    if (mine) cls.push('mine');
-    if (m.pending) cls.push('pending');
-    if (m.failed) cls.push('failed');
-    if (m.deleted) cls.push('deleted');
-    if (mentioned && !mine) cls.push('mention');
-    const created = m.created_at || new Date().toISOString();
-    const timeEl = (c) => el('time', { class: c, datetime: created, title: formatFull(created) }, formatTime(created));
-
-    const gutter = grouped
-      ? el('div', { class: 'msg-gutter' }, timeEl('gutter-time'))
-      : el('div', { class: 'msg-gutter' }, author ? el('img', { class: 'avatar', src: author.avatar_url, alt: '', width: 36, height: 36, decoding: 'async' }) : el('span', { class: 'avatar avatar-ghost' }));
-
-    const main = el('div', { class: 'msg-main' });
-    if (m.reply_to) main.appendChild(this.buildReplyRef(m.reply_to, target, targetAuthor));
+    const at = m.created_at || new Date().toISOString();
+    const time = (c) => el(`time.${c}`, { datetime: at, title: formatFull(at) }, formatTime(at));
+    const cls = ['msg', grouped && 'grouped', mine && 'mine', m.pending && 'pending', m.deleted && 'deleted', !mine && (m.mentions || []).includes(this.store.me?.id) && 'mention'];
+    const main = el('div.msg-main');
+    if (m.reply_to) main.append(this.buildReplyRef(m.reply_to, target, targetAuthor));
     if (!grouped) {
-      main.appendChild(
-        el(
-          'div',
-          { class: 'msg-head' },
-          m.author
-            ? el('button', { type: 'button', class: 'msg-author', text: name, onclick: () => this.actions.openUser(m.author.id) })
-            : null,
-          author && author.kind === 'bot' ? el('span', { class: 'role-tag', text: 'bot' }) : null,
-          timeEl('msg-time'),
-        ),
-      );
+      main.append(el('div.msg-head', m.author && el('button.msg-author', { type: 'button', onclick: () => this.actions.openUser(m.author.id) }, name),
+        author?.kind === 'bot' && el('span.role-tag', 'bot'), time('msg-time')));
     }
-
-    if (m.deleted) {
-      main.appendChild(el('p', { class: 'msg-body msg-deleted', text: 'Message deleted' }));
-    } else if (this.editingId === key) {
-      main.appendChild(this.buildEditor(m));
-    } else if (m.pending) {
-      main.appendChild(el('div', { class: 'msg-body msg-plain', text: m.body }));
-    } else {
-      const body = el('div', { class: 'msg-body' });
-      body.innerHTML = m.html || ''; // server-sanitized (SPEC §6)
+    if (m.deleted) main.append(el('p.msg-body.msg-deleted', 'Message deleted'));
+    else if (this.editing === key) main.append(this.buildEditor(m));
+    else if (m.pending) main.append(el('div.msg-body.msg-plain', m.body));
+    else {
+      const body = el('div.msg-body');
+      body.innerHTML = m.html || ''; // sanitized by the server (SPEC §6)
       for (const a of body.querySelectorAll('a[href]')) a.target = '_blank';
-      if (m.edited_at) body.appendChild(el('span', { class: 'edited', title: `Edited ${formatFull(m.edited_at)}`, text: '(edited)' }));
-      main.appendChild(body);
+      if (m.edited_at) body.append(el('span.edited', { title: `Edited ${formatFull(m.edited_at)}` }, '(edited)'));
+      main.append(body);
     }
-
-    if (!m.deleted && m.attachments && m.attachments.length) main.appendChild(this.buildAttachments(m.attachments));
-    if (!m.deleted && m.reply_count > 0) main.appendChild(el('p', { class: 'thread-count muted', text: `${m.reply_count} repl${m.reply_count === 1 ? 'y' : 'ies'} in thread` }));
-    if (!m.deleted && m.reactions && m.reactions.length) main.appendChild(this.buildReactions(m));
-
+    if (!m.deleted) {
+      if (m.attachments?.length) main.append(el('div.attachments', m.attachments.map((a) => this.buildAttachment(a))));
+      if (m.reply_count > 0) main.append(el('p.msg-status', `${m.reply_count} repl${m.reply_count === 1 ? 'y' : 'ies'} in thread`));
+      if (m.reactions?.length) main.append(this.buildReactions(m));
+    }
     if (m.pending) {
-      main.appendChild(
+      main.append(
         m.failed
-          ? el(
-              'div',
-              { class: 'msg-status msg-status-failed' },
-              el('span', { text: `Not sent: ${m.failed}` }),
-              el('button', { type: 'button', class: 'link-btn', text: 'Retry', onclick: () => this.actions.retry(m) }),
-              el('button', { type: 'button', class: 'link-btn', text: 'Discard', onclick: () => this.actions.discard(m) }),
-            )
+          ? el('div.msg-status.failed', el('span', `Not sent: ${m.failed}`), el('button.link-btn', { type: 'button', onclick: () => this.actions.retry(m) }, 'Retry'),
+              el('button.link-btn', { type: 'button', onclick: () => this.actions.discard(m) }, 'Discard'))
           : this.actions.isConnected()
-            ? el('div', { class: 'msg-status' }, el('span', { class: 'spinner spinner-xs', 'aria-hidden': 'true' }), el('span', { text: 'Sending…' }))
-            : el('div', { class: 'msg-status msg-status-queued' }, icon('clock', 'icon icon-xs'), el('span', { text: 'Waiting for connection — will send automatically' })),
+            ? el('div.msg-status', el('span.spinner.spinner-xs', { 'aria-hidden': 'true' }), 'Sending…')
+            : el('div.msg-status.queued', icon('clock', 'icon icon-xs'), 'Waiting for connection — will send automatically'),
       );
     }
-
-    const node = el('article', { class: cls.join(' '), id: `msg-${m.id || key}`, dataset: { key }, 'aria-label': m.deleted ? 'Deleted message' : `${name || 'Message'}, ${formatTime(created)}` }, gutter, main);
-    if (!m.deleted && !m.pending && this.editingId !== key) node.appendChild(this.buildActions(m, key, mine, canModerate));
+    const gutter = el('div.msg-gutter', grouped ? time('gutter-time') : author ? el('img.avatar', { src: author.avatar_url, alt: '', width: 36, height: 36 }) : null);
+    const node = el('article', { class: cls.filter(Boolean).join(' '), id: `msg-${m.id || key}` }, gutter, main);
+    if (!m.deleted && !m.pending && this.editing !== key) node.append(this.buildActions(m, key, mine, mod));
     return node;
   }
 
-  buildReplyRef(replyTo, target, targetAuthor) {
-    let who = '';
-    let snippet = 'Original message not loaded';
-    if (target) {
-      who = displayName(targetAuthor);
-      snippet = target.deleted ? 'Message deleted' : (target.body || '').replace(/\s+/g, ' ').slice(0, 120) || 'Attachment';
-    }
-    return el(
-      'button',
-      { type: 'button', class: 'reply-ref', title: 'Jump to the original message', onclick: () => this.scrollToMessage(replyTo) },
-      icon('reply', 'icon icon-xs'),
-      targetAuthor ? el('img', { class: 'avatar avatar-xs', src: targetAuthor.avatar_url, alt: '', width: 16, height: 16 }) : null,
-      who ? el('span', { class: 'reply-ref-name', text: who }) : null,
-      el('span', { class: 'reply-ref-text', text: snippet }),
-    );
+  buildReplyRef(id, target, author) {
+    const text = !target ? 'Original message not loaded' : target.deleted ? 'Message deleted' : snippet(target.body) || 'Attachment';
+    return el('button.reply-ref', { type: 'button', title: 'Jump to the original message', onclick: () => this.scrollToMessage(id) }, icon('reply', 'icon icon-xs'),
+      author && el('img.avatar.avatar-xs', { src: author.avatar_url, alt: '', width: 16, height: 16 }), author && el('b', displayName(author)), el('span.reply-ref-text', text));
   }
 
-  buildAttachments(list) {
-    return el(
-      'div',
-      { class: 'attachments' },
-      list.map((a) =>
-        a.thumbnail_url
-          ? el('a', { class: 'attachment-img', href: a.url, target: '_blank', rel: 'noopener', title: a.name }, el('img', { src: a.thumbnail_url, alt: a.name, loading: 'lazy', width: a.width ? Math.min(a.width, 320) : null }))
-          : el('a', { class: 'attachment-file', href: a.url, target: '_blank', rel: 'noopener', download: a.name }, icon('upload', 'icon icon-sm'), el('span', { text: a.name }), el('span', { class: 'muted', text: fmtSize(a.size) })),
-      ),
-    );
+  buildAttachment(a) {
+    const size = a.size < 1048576 ? `${Math.ceil(a.size / 1024)} KB` : `${(a.size / 1048576).toFixed(1)} MB`;
+    return a.thumbnail_url
+      ? el('a', { href: a.url, target: '_blank', rel: 'noopener', title: a.name }, el('img', { src: a.thumbnail_url, alt: a.name, loading: 'lazy' }))
+      : el('a.attachment-file', { href: a.url, download: a.name }, icon('upload'), el('span', a.name), el('span.muted', size));
   }
 
   buildReactions(m) {
-    return el(
-      'div',
-      { class: 'reactions' },
-      m.reactions.map((r) =>
-        el(
-          'button',
-          {
-            type: 'button',
-            class: `reaction${r.me ? ' me' : ''}`,
-            'aria-pressed': r.me ? 'true' : 'false',
-            'aria-label': `${r.emoji} ${r.count}`,
-            title: r.me ? 'Remove your reaction' : 'React',
-            onclick: () => this.actions.react(m, r.emoji, !r.me),
-          },
-          el('span', { class: 'reaction-emoji', text: r.emoji }),
-          el('span', { class: 'reaction-count', text: String(r.count) }),
-        ),
-      ),
-    );
+    return el('div.reactions', m.reactions.map((r) =>
+      el(`button.reaction${r.me ? '.me' : ''}`, { type: 'button', 'aria-pressed': String(!!r.me), 'aria-label': `${r.emoji} ${r.count}`, title: r.me ? 'Remove your reaction' : 'React', onclick: () => this.actions.react(m, r.emoji, !r.me) },
+        r.emoji, el('b', String(r.count)))));
   }
 
-  buildActions(m, key, mine, canModerate) {
-    const bar = el('div', { class: 'msg-actions', role: 'toolbar', 'aria-label': 'Message actions' });
-    const react = iconButton('smile', 'React', (e) => this.togglePicker(m, bar, e.currentTarget));
-    react.dataset.reactToggle = '1';
+  buildActions(m, key, mine, mod) {
+    const react = iconButton('smile', 'React', (e) => this.togglePicker(m, e.currentTarget));
+    react.dataset.react = '';
     react.setAttribute('aria-haspopup', 'true');
-    bar.append(
-      react,
-      iconButton('reply', 'Reply', () => this.actions.reply(m)),
-      iconButton('copy', 'Copy', () => this.actions.copy(m)),
-    );
-    if (mine) bar.appendChild(iconButton('edit', 'Edit', () => this.startEdit(key, m)));
-    if (mine || canModerate) bar.appendChild(iconButton('trash', 'Delete', () => this.actions.remove(m), 'icon-btn danger'));
-    return bar;
+    return el('div.msg-actions', { role: 'toolbar', 'aria-label': 'Message actions' }, react,
+      iconButton('reply', 'Reply', () => this.actions.reply(m)), iconButton('copy', 'Copy', () => this.actions.copy(m)),
+      mine && iconButton('edit', 'Edit', () => this.startEdit(key, m)), (mine || mod) && iconButton('trash', 'Delete', () => this.actions.remove(m), 'icon-btn danger'));
   }
 
-  togglePicker(m, bar, button) {
-    if (this.picker && this.picker.dataset.for === m.id) return this.closePicker(true);
-    this.closePicker();
-    const picker = el(
-      'div',
-      { class: 'emoji-picker', role: 'menu', 'aria-label': 'Reactions', dataset: { for: m.id } },
-      QUICK_REACTIONS.map((e) =>
-        el('button', {
-          type: 'button',
-          role: 'menuitem',
-          class: 'emoji-btn',
-          'aria-label': `React with ${e}`,
-          text: e,
-          onclick: () => {
-            const has = (m.reactions || []).some((r) => r.emoji === e && r.me);
-            this.actions.react(m, e, !has);
-            this.closePicker();
-          },
-        }),
-      ),
-    );
+  togglePicker(m, button) {
+    const again = this.picker?.dataset.for === m.id;
+    this.closePicker(again);
+    if (again) return;
+    const picker = el('div.emoji-picker', { role: 'menu', 'aria-label': 'Reactions', dataset: { for: m.id } }, REACTIONS.map((e) =>
+      el('button', { type: 'button', role: 'menuitem', 'aria-label': `React with ${e}`, onclick: () => (this.actions.react(m, e, !m.reactions?.some((r) => r.emoji === e && r.me)), this.closePicker(true)) }, e)));
     picker.addEventListener('keydown', (e) => {
-      const items = [...picker.querySelectorAll('button')];
-      const i = items.indexOf(document.activeElement);
-      if (e.key === 'ArrowRight' || e.key === 'ArrowDown') items[(i + 1) % items.length].focus();
-      else if (e.key === 'ArrowLeft' || e.key === 'ArrowUp') items[(i - 1 + items.length) % items.length].focus();
-      else return;
+      const b = [...picker.children];
+      const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[e.key];
+      if (!step) return;
       e.preventDefault();
+      b[(b.indexOf(document.activeElement) + step + b.length) % b.length].focus();
     });
-    this.picker = picker;
-    this.pickerButton = button;
+    const msg = button.closest('article');
+    Object.assign(this, { picker, pickerButton: button });
     button.setAttribute('aria-expanded', 'true');
-    bar.parentNode.appendChild(picker);
-    bar.parentNode.classList.add('picking');
-    picker.querySelector('button').focus();
+    msg.append(picker);
+    msg.classList.add('picking');
+    picker.firstChild.focus();
   }
 
-  closePicker(refocus = false) {
+  closePicker(refocus) {
     if (!this.picker) return;
     this.picker.parentNode?.classList.remove('picking');
     this.picker.remove();
-    this.picker = null;
-    if (this.pickerButton) {
-      this.pickerButton.setAttribute('aria-expanded', 'false');
-      if (refocus && this.pickerButton.isConnected) this.pickerButton.focus();
-    }
-    this.pickerButton = null;
+    this.pickerButton.setAttribute('aria-expanded', 'false');
+    if (refocus && this.pickerButton.isConnected) this.pickerButton.focus();
+    this.picker = this.pickerButton = null;
   }
 
-  // ---- editing ---------------------------------------------------------------
+  // ---- editing ----
 
   startEdit(key, m) {
-    this.editingId = key;
-    this.editDraft = m.body || '';
+    Object.assign(this, { editing: key, draft: m.body || '' });
     this.render();
     const ta = this.log.querySelector('.msg-editor textarea');
-    if (ta) {
-      ta.focus();
-      ta.setSelectionRange(ta.value.length, ta.value.length);
-    }
+    ta?.focus();
+    ta?.setSelectionRange(ta.value.length, ta.value.length);
+    ta?.scrollIntoView({ block: 'nearest' });
   }
 
   /** Edits the newest own message (ArrowUp in an empty composer). */
   editLast() {
-    const me = this.store.me;
-    const list = this.store.messagesFor(this.roomId);
-    for (let i = list.length - 1; i >= 0; i--) {
-      const m = list[i];
-      if (me && m.author && m.author.id === me.id && !m.deleted && !m.pending) {
-        this.startEdit(m.client_id ? `c:${m.client_id}` : m.id, m);
-        this.log.querySelector('.msg-editor')?.scrollIntoView({ block: 'nearest' });
-        return true;
-      }
-    }
-    return false;
+    const m = this.store.messagesFor(this.roomId).findLast((x) => this.store.isMe(x.author) && !x.deleted && !x.pending);
+    if (m) this.startEdit(m.client_id ? `c:${m.client_id}` : m.id, m);
+    return !!m;
   }
 
   stopEdit() {
-    this.editingId = null;
+    this.editing = null;
     this.render();
     this.actions.focusComposer();
   }
 
   buildEditor(m) {
-    const ta = el('textarea', { class: 'edit-input', 'aria-label': 'Edit message', rows: 2 });
-    ta.value = this.editDraft;
-    const autosize = () => {
-      ta.style.height = 'auto';
-      ta.style.height = `${Math.min(ta.scrollHeight + 2, 320)}px`;
-    };
-    requestAnimationFrame(autosize);
-    ta.addEventListener('input', () => {
-      this.editDraft = ta.value;
-      autosize();
-    });
+    const ta = el('textarea', { 'aria-label': 'Edit message', rows: 2, value: this.draft });
+    const size = () => ((ta.style.height = 'auto'), (ta.style.height = `${Math.min(ta.scrollHeight + 2, 320)}px`));
+    requestAnimationFrame(size);
+    ta.addEventListener('input', () => ((this.draft = ta.value), size()));
     const save = async () => {
       const body = ta.value.trim();
       if (!body) return;
       if (body === (m.body || '').trim()) return this.stopEdit();
       ta.disabled = true;
-      const ok = await this.actions.edit(m, body);
-      if (ok) this.stopEdit();
+      if (await this.actions.edit(m, body)) this.stopEdit();
       else ta.disabled = false;
     };
     ta.addEventListener('keydown', (e) => {
-      if (e.key === 'Escape') {
-        e.preventDefault();
-        this.stopEdit();
-      } else if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-        e.preventDefault();
-        save();
-      }
+      if (e.key === 'Escape') this.stopEdit();
+      else if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) save();
+      else return;
+      e.preventDefault();
     });
-    return el(
-      'div',
-      { class: 'msg-editor' },
-      ta,
-      el(
-        'div',
-        { class: 'msg-editor-actions' },
-        el('span', { class: 'muted', text: 'Escape to cancel · Enter to save' }),
-        el('button', { type: 'button', class: 'btn btn-ghost btn-sm', text: 'Cancel', onclick: () => this.stopEdit() }),
-        el('button', { type: 'button', class: 'btn btn-primary btn-sm', text: 'Save', onclick: save }),
-      ),
-    );
+    return el('div.msg-editor', ta, el('div', el('span.muted', 'Escape to cancel · Enter to save'),
+      el('button.btn.btn-ghost.btn-sm', { type: 'button', onclick: () => this.stopEdit() }, 'Cancel'), el('button.btn.btn-primary.btn-sm', { type: 'button', onclick: save }, 'Save')));
   }
-
-  // ---- navigation ------------------------------------------------------------
 
   scrollToMessage(id) {
     const node = document.getElementById(`msg-${id}`);
-    if (!node) {
-      this.actions.toast('The original message is not loaded. Scroll up to load older messages.');
-      return;
-    }
+    if (!node) return this.actions.toast('The original message is not loaded. Scroll up to load older messages.');
     node.scrollIntoView({ block: 'center', behavior: 'smooth' });
     node.classList.remove('flash');
     void node.offsetWidth;
     node.classList.add('flash');
-    setTimeout(() => node.classList.remove('flash'), 1600);
   }
-}
-
-function fmtSize(n) {
-  if (n == null) return '';
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MB`;
 }

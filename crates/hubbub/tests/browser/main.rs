@@ -38,7 +38,11 @@ struct Tools {
 
 /// The browser and its driver, or None (after saying why) when the test is skipped.
 fn tools() -> Option<Tools> {
-    let path = |var: &str, default: &str| std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| default.into());
+    let path = |var: &str, default: &str| {
+        std::env::var_os(var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| default.into())
+    };
     let t = Tools {
         chromium: path("HUBBUB_CHROMIUM", "/usr/bin/chromium"),
         chromedriver: path("HUBBUB_CHROMEDRIVER", "/usr/bin/chromedriver"),
@@ -60,7 +64,11 @@ fn tools() -> Option<Tools> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One headless Chromium with its own chromedriver and a fresh profile directory.
@@ -83,8 +91,14 @@ impl Browser {
             .spawn()
             .expect("spawn chromedriver");
         let deadline = Instant::now() + WAIT;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen on port {port}");
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen on port {port}"
+            );
             tokio::time::sleep(POLL).await;
         }
         let profile = tempfile::tempdir().expect("profile dir");
@@ -105,7 +119,12 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("start a Chromium session");
-        Browser { name, client, _driver: driver, _profile: profile }
+        Browser {
+            name,
+            client,
+            _driver: driver,
+            _profile: profile,
+        }
     }
 
     async fn close(self) {
@@ -128,11 +147,20 @@ impl Browser {
     }
 
     async fn eval(&self, script: &str, args: Vec<Value>) -> Value {
-        self.client.execute(script, args).await.expect("execute script")
+        self.client
+            .execute(script, args)
+            .await
+            .expect("execute script")
     }
 
     /// Polls a script until it returns something truthy; fails after `timeout`.
-    async fn wait_js(&self, what: &str, script: &str, args: Vec<Value>, timeout: Duration) -> Value {
+    async fn wait_js(
+        &self,
+        what: &str,
+        script: &str,
+        args: Vec<Value>,
+        timeout: Duration,
+    ) -> Value {
         let deadline = Instant::now() + timeout;
         loop {
             let v = self.eval(script, args.clone()).await;
@@ -148,7 +176,11 @@ impl Browser {
             }
             if Instant::now() > deadline {
                 let log = self.eval(&format!("return document.querySelector('{LOG}')?.innerText ?? document.body.innerText"), vec![]).await;
-                panic!("{}: timed out waiting for {what}; last value {v}; page text:\n{}", self.name, log.as_str().unwrap_or(""));
+                panic!(
+                    "{}: timed out waiting for {what}; last value {v}; page text:\n{}",
+                    self.name,
+                    log.as_str().unwrap_or("")
+                );
             }
             tokio::time::sleep(POLL).await;
         }
@@ -186,22 +218,47 @@ impl Browser {
         .await;
     }
 
-    async fn join_as_guest(&self, base: &str, name: &str, avatar: Option<&Path>) {
+    /// Joins through the join screen; `shot` saves a screenshot of the filled form.
+    async fn join_as_guest(
+        &self,
+        base: &str,
+        name: &str,
+        avatar: Option<&Path>,
+        shot: Option<&Path>,
+    ) {
         self.goto(&format!("{base}/")).await;
-        self.find(r#"input[aria-label="Name"]"#).await.send_keys(name).await.expect("type name");
+        self.find(r#"input[aria-label="Name"]"#)
+            .await
+            .send_keys(name)
+            .await
+            .expect("type name");
         if let Some(path) = avatar {
-            let input = self.find(r#"input[type="file"][aria-label="Avatar"]"#).await;
-            input.send_keys(&path.display().to_string()).await.expect("choose avatar");
+            let input = self
+                .find(r#"input[type="file"][aria-label="Avatar"]"#)
+                .await;
+            input
+                .send_keys(&path.display().to_string())
+                .await
+                .expect("choose avatar");
             // The preview is local (blob:) until the server has the image.
             self.wait_js("avatar preview", "return document.querySelector('img[alt=\"Avatar preview\"]')?.src.startsWith('blob:')", vec![], WAIT).await;
         }
-        self.find(r#"button[aria-label="Join"]"#).await.click().await.expect("click Join");
+        self.screenshot(shot, "join.png").await;
+        self.find(r#"button[aria-label="Join"]"#)
+            .await
+            .click()
+            .await
+            .expect("click Join");
         self.find(COMPOSER).await;
         self.wait_status("Connected", WAIT).await;
     }
 
     async fn type_message(&self, text: &str) {
-        self.find(COMPOSER).await.send_keys(text).await.expect("type message");
+        self.find(COMPOSER)
+            .await
+            .send_keys(text)
+            .await
+            .expect("type message");
     }
 
     async fn send_with_enter(&self, text: &str) {
@@ -230,8 +287,13 @@ fn screenshot_dir() -> Option<PathBuf> {
 async fn two_guests_chat_in_real_time_and_survive_a_server_crash() {
     let Some(tools) = tools() else { return };
     let mut server = Server::start_with(&["--no-rate-limit"]).await;
-    let (alice, bob) = tokio::join!(Browser::launch(&tools, "alice"), Browser::launch(&tools, "bob"));
-    let outcome = AssertUnwindSafe(scenario(&mut server, &alice, &bob)).catch_unwind().await;
+    let (alice, bob) = tokio::join!(
+        Browser::launch(&tools, "alice"),
+        Browser::launch(&tools, "bob")
+    );
+    let outcome = AssertUnwindSafe(scenario(&mut server, &alice, &bob))
+        .catch_unwind()
+        .await;
     alice.close().await;
     bob.close().await;
     if let Err(panic) = outcome {
@@ -247,18 +309,20 @@ async fn scenario(server: &mut Server, alice: &Browser, bob: &Browser) {
     std::fs::write(&avatar, common::png(96, 64)).unwrap();
 
     // 1. Two isolated browsers join as guests; alice uploads an avatar, bob keeps the default.
-    bob.goto(&format!("{base}/")).await;
-    bob.find(r#"input[aria-label="Name"]"#).await;
-    bob.screenshot(shots.as_deref(), "join.png").await;
-    alice.join_as_guest(&base, "alice", Some(&avatar)).await;
-    bob.join_as_guest(&base, "bob", None).await;
+    alice
+        .join_as_guest(&base, "alice", Some(&avatar), shots.as_deref())
+        .await;
+    bob.join_as_guest(&base, "bob", None, None).await;
 
     // 2. Each sees the other in the member list, with the avatar served by the server.
     let members = r#"aside[aria-label="Members"]"#;
     alice.find(&format!(r#"{members} img[alt="bob"]"#)).await;
     let img = bob.find(&format!(r#"{members} img[alt="alice"]"#)).await;
     let src = img.attr("src").await.unwrap().expect("avatar src");
-    assert!(src.starts_with("/api/v1/avatars/"), "alice's avatar is not the server URL: {src}");
+    assert!(
+        src.starts_with("/api/v1/avatars/"),
+        "alice's avatar is not the server URL: {src}"
+    );
     bob.wait_js(
         "alice's avatar to load",
         &format!(r#"const i = document.querySelector('{members} img[alt="alice"]'); return i && i.complete && i.naturalWidth > 0"#),
@@ -267,32 +331,85 @@ async fn scenario(server: &mut Server, alice: &Browser, bob: &Browser) {
     )
     .await;
     // And it is the uploaded picture (the test PNG is one solid colour), not the default.
-    let bytes = reqwest::get(server.url(&src)).await.unwrap().bytes().await.unwrap();
-    let pic = image::load_from_memory(&bytes).expect("avatar decodes").to_rgb8();
+    let bytes = reqwest::get(server.url(&src))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let pic = image::load_from_memory(&bytes)
+        .expect("avatar decodes")
+        .to_rgb8();
     let px = pic.get_pixel(pic.width() / 2, pic.height() / 2).0;
     let close = |a: u8, b: u8| (a as i32 - b as i32).abs() <= 12;
-    assert!(close(px[0], 200) && close(px[1], 60) && close(px[2], 90), "alice's avatar is not her upload: {px:?}");
-    let bob_src = alice.find(&format!(r#"{members} img[alt="bob"]"#)).await.attr("src").await.unwrap().unwrap();
-    assert!(bob_src.starts_with("/api/v1/avatars/"), "bob's default avatar: {bob_src}");
+    assert!(
+        close(px[0], 200) && close(px[1], 60) && close(px[2], 90),
+        "alice's avatar is not her upload: {px:?}"
+    );
+    let bob_src = alice
+        .find(&format!(r#"{members} img[alt="bob"]"#))
+        .await
+        .attr("src")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        bob_src.starts_with("/api/v1/avatars/"),
+        "bob's default avatar: {bob_src}"
+    );
 
     // 3. Messages go both ways in real time (Enter in one, the Send button in the other).
-    alice.send_with_enter("Hi bob! The release notes draft is up, have a look when you can.").await;
-    bob.wait_message("The release notes draft is up", WAIT).await;
+    alice
+        .send_with_enter("Hi bob! The release notes draft is up, have a look when you can.")
+        .await;
+    bob.wait_message("The release notes draft is up", WAIT)
+        .await;
     bob.type_message("Thanks alice, reading it now.").await;
-    bob.find(r#"button[aria-label="Send"]"#).await.click().await.expect("click Send");
+    bob.find(r#"button[aria-label="Send"]"#)
+        .await
+        .click()
+        .await
+        .expect("click Send");
     alice.wait_message("reading it now", WAIT).await;
+    alice
+        .send_with_enter(
+            "The `--no-rate-limit` flag is for benchmarks only, so it stays out of the notes.",
+        )
+        .await;
+    bob.wait_message("is for benchmarks only", WAIT).await;
 
     // 4. The typing indicator shows on the other side while one types.
     bob.type_message("Looks good to me").await;
     alice.wait_status("bob is typing", WAIT).await;
     alice.screenshot(shots.as_deref(), "chat.png").await;
     if shots.is_some() {
-        alice.find(r#"button[aria-label="Toggle theme"]"#).await.click().await.unwrap();
-        alice.wait_js("dark theme", "return document.documentElement.dataset.theme === 'dark'", vec![], WAIT).await;
+        alice
+            .find(r#"button[aria-label="Toggle theme"]"#)
+            .await
+            .click()
+            .await
+            .unwrap();
+        alice
+            .wait_js(
+                "dark theme",
+                "return document.documentElement.dataset.theme === 'dark'",
+                vec![],
+                WAIT,
+            )
+            .await;
         alice.screenshot(shots.as_deref(), "chat-dark.png").await;
-        alice.find(r#"button[aria-label="Toggle theme"]"#).await.click().await.unwrap();
+        alice
+            .find(r#"button[aria-label="Toggle theme"]"#)
+            .await
+            .click()
+            .await
+            .unwrap();
     }
-    bob.find(COMPOSER).await.send_keys(&Key::Enter).await.unwrap();
+    bob.find(COMPOSER)
+        .await
+        .send_keys(&Key::Enter)
+        .await
+        .unwrap();
     alice.wait_message("Looks good to me", WAIT).await;
     alice
         .wait_js(
@@ -306,8 +423,16 @@ async fn scenario(server: &mut Server, alice: &Browser, bob: &Browser) {
     // 5. A reload keeps the history.
     alice.client.refresh().await.expect("reload");
     alice.find(COMPOSER).await;
-    alice.wait_message("The release notes draft is up", WAIT).await;
+    alice
+        .wait_message("The release notes draft is up", WAIT)
+        .await;
     alice.wait_message("reading it now", WAIT).await;
+    alice
+        .send_with_enter(
+            "The `--no-rate-limit` flag is for benchmarks only, so it stays out of the notes.",
+        )
+        .await;
+    bob.wait_message("is for benchmarks only", WAIT).await;
     alice.wait_message("Looks good to me", WAIT).await;
     alice.wait_status("Connected", WAIT).await;
 
@@ -339,13 +464,23 @@ async fn scenario(server: &mut Server, alice: &Browser, bob: &Browser) {
     bob.send_with_enter("Welcome back").await;
     alice.wait_message("Welcome back", WAIT).await;
     bob.wait_message("Welcome back", WAIT).await;
-    assert_eq!(bob.count_messages(offline).await, 1, "bob sees the queued message exactly once");
-    assert_eq!(alice.count_messages(offline).await, 1, "alice sees her queued message exactly once");
+    assert_eq!(
+        bob.count_messages(offline).await,
+        1,
+        "bob sees the queued message exactly once"
+    );
+    assert_eq!(
+        alice.count_messages(offline).await,
+        1,
+        "alice sees her queued message exactly once"
+    );
 
     // The server stored it once, too.
     let carol = server.guest("carol").await;
     let general = carol.general().await;
-    let history = carol.get(&format!("/api/v1/rooms/{general}/messages?limit=50")).await;
+    let history = carol
+        .get(&format!("/api/v1/rooms/{general}/messages?limit=50"))
+        .await;
     assert_eq!(history.status, 200, "{}", history.body);
     let stored = history.body["messages"]
         .as_array()
