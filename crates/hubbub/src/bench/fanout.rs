@@ -84,6 +84,11 @@ pub struct FanoutArgs {
     pub setup_concurrency: usize,
 }
 
+/// Client read buffer. tungstenite zero-fills the free part of it before every read,
+/// so a large one costs a large memset per read; 16 KiB still takes a server batch in
+/// a few reads.
+const READ_BUFFER: usize = 16 * 1024;
+
 /// State every task of the run shares; counters are for the current step.
 struct Shared {
     t0: Instant,
@@ -160,10 +165,13 @@ impl Recv {
     }
 
     fn on_message(&mut self, shared: &Shared, body: &str, pos: Option<i64>) {
-        let Some(rest) = body.strip_prefix("hb|") else { return };
+        let Some(rest) = body.strip_prefix("hb|") else {
+            return;
+        };
         let mut it = rest.splitn(5, '|');
         let mut next = || it.next().and_then(|f| f.parse::<u64>().ok());
-        let (Some(step), Some(sender), Some(seq), Some(t_us)) = (next(), next(), next(), next()) else {
+        let (Some(step), Some(sender), Some(seq), Some(t_us)) = (next(), next(), next(), next())
+        else {
             return;
         };
         if let Some(p) = pos {
@@ -266,6 +274,14 @@ struct Plan {
     done: oneshot::Sender<()>,
 }
 
+/// Who a sender is and what it sends.
+struct Sender {
+    idx: usize,
+    room: Arc<str>,
+    run: Arc<str>,
+    body_bytes: usize,
+}
+
 /// Everything a run needs after setup.
 struct Ctx {
     shared: Arc<Shared>,
@@ -278,8 +294,12 @@ struct Ctx {
 }
 
 /// Reads one connection until it closes: deliveries, and (for senders) replies.
-async fn read_loop<S>(mut stream: S, shared: Arc<Shared>, recv: Arc<Mutex<Recv>>, sent: Option<Arc<Mutex<Sent>>>)
-where
+async fn read_loop<S>(
+    mut stream: S,
+    shared: Arc<Shared>,
+    recv: Arc<Mutex<Recv>>,
+    sent: Option<Arc<Mutex<Sent>>>,
+) where
     S: Stream<Item = Result<WsMessage, tungstenite::Error>> + Unpin,
 {
     let reason = loop {
@@ -323,14 +343,18 @@ async fn write_loop(
     mut plans: mpsc::Receiver<Plan>,
     shared: Arc<Shared>,
     sent: Arc<Mutex<Sent>>,
-    idx: usize,
-    room: Arc<str>,
-    run: Arc<str>,
-    body_bytes: usize,
+    who: Sender,
 ) {
+    let Sender {
+        idx,
+        room,
+        run,
+        body_bytes,
+    } = who;
     let mut broken = false;
     while let Some(plan) = plans.recv().await {
-        let due = |k: u64| plan.start + Duration::from_secs_f64(plan.offset + plan.interval * k as f64);
+        let due =
+            |k: u64| plan.start + Duration::from_secs_f64(plan.offset + plan.interval * k as f64);
         let mut k = 0u64;
         while !broken && due(k) < plan.end {
             tokio::time::sleep_until(due(k).into()).await;
@@ -362,7 +386,15 @@ async fn write_loop(
     }
 }
 
-fn send_frame(step: u32, idx: usize, seq: u64, t_us: u64, room: &str, run: &str, body_bytes: usize) -> String {
+fn send_frame(
+    step: u32,
+    idx: usize,
+    seq: u64,
+    t_us: u64,
+    room: &str,
+    run: &str,
+    body_bytes: usize,
+) -> String {
     let req = ((step as u64) << 32) | seq;
     let mut body = format!("hb|{step}|{idx}|{seq}|{t_us}|");
     while body.len() < body_bytes {
@@ -384,7 +416,10 @@ pub(crate) async fn run(args: FanoutArgs, out: Output) -> anyhow::Result<()> {
     }
     let nofile = super::raise_nofile();
     if (nofile as usize) < args.clients + 64 {
-        out.note(&format!("warning: open-file limit {nofile} is low for {} clients", args.clients));
+        out.note(&format!(
+            "warning: open-file limit {nofile} is low for {} clients",
+            args.clients
+        ));
     }
     let target = Target::parse(&args.url).await?;
     let setup_started = Instant::now();
@@ -450,8 +485,10 @@ pub(crate) async fn run(args: FanoutArgs, out: Output) -> anyhow::Result<()> {
     params["p99_limit_ms"] = json!(args.p99_limit_ms);
     params["steps"] = Value::Array(steps.iter().map(|s| s.json.clone()).collect());
     params["max_rate_ok"] = json!(best.map(|i| steps[i].rate));
-    params["max_rate_ok_messages_per_s"] = json!(best.map(|i| steps[i].json["messages_per_s"].clone()));
-    params["max_rate_ok_deliveries_per_s"] = json!(best.map(|i| steps[i].json["deliveries_per_s"].clone()));
+    params["max_rate_ok_messages_per_s"] =
+        json!(best.map(|i| steps[i].json["messages_per_s"].clone()));
+    params["max_rate_ok_deliveries_per_s"] =
+        json!(best.map(|i| steps[i].json["deliveries_per_s"].clone()));
     params["stop_reason"] = json!(stop_reason);
     table.push_str(&format!(
         "hubbub bench fanout --sweep{}: {} clients, {} senders, {duration} s per step, p99 limit {} ms\n",
@@ -471,7 +508,10 @@ pub(crate) async fn run(args: FanoutArgs, out: Output) -> anyhow::Result<()> {
             r1(steps[i].rate),
             steps[i].json["deliveries_per_s"]
         ),
-        None => format!("no rate held p99 < {} ms with nothing lost\n", args.p99_limit_ms),
+        None => format!(
+            "no rate held p99 < {} ms with nothing lost\n",
+            args.p99_limit_ms
+        ),
     });
     table.push_str(&format!("stopped: {stop_reason}"));
     out.finish(&params, &table);
@@ -506,31 +546,38 @@ async fn setup(args: &FanoutArgs, target: &Target, out: Output) -> anyhow::Resul
 
     // Sessions: C guests in a fresh room (or, for the lean server, made-up tokens).
     let (room, tokens): (String, Vec<String>) = if args.lean {
-        let tokens = (0..args.clients).map(|i| format!("lean-{run}-{i}")).collect();
+        let tokens = (0..args.clients)
+            .map(|i| format!("lean-{run}-{i}"))
+            .collect();
         (format!("lean-{run}"), tokens)
     } else {
         let http = Http::new(target);
         let account = http
-            .register(&format!("bench-{run}"), &format!("pw-{run}-{}", super::run_id()))
+            .register(
+                &format!("bench-{run}"),
+                &format!("pw-{run}-{}", super::run_id()),
+            )
             .await?;
         let room = http.create_room(&account, &format!("bench-{run}")).await?;
         let done = Arc::new(AtomicUsize::new(0));
         let total = args.clients;
         let d = done.clone();
         let _p = out.progress(move || format!("setup: guests {}/{total}", d.load(Relaxed)));
-        let results: Vec<anyhow::Result<(usize, String)>> = futures_util::stream::iter(0..args.clients)
-            .map(|i| {
-                let (http, room, run, done) = (http.clone(), room.clone(), run.clone(), done.clone());
-                async move {
-                    let (token, _) = http.guest(&format!("g{run}-{i}")).await?;
-                    http.join(&token, &room).await?;
-                    done.fetch_add(1, Relaxed);
-                    Ok((i, token))
-                }
-            })
-            .buffer_unordered(conc)
-            .collect()
-            .await;
+        let results: Vec<anyhow::Result<(usize, String)>> =
+            futures_util::stream::iter(0..args.clients)
+                .map(|i| {
+                    let (http, room, run, done) =
+                        (http.clone(), room.clone(), run.clone(), done.clone());
+                    async move {
+                        let (token, _) = http.guest(&format!("g{run}-{i}")).await?;
+                        http.join(&token, &room).await?;
+                        done.fetch_add(1, Relaxed);
+                        Ok((i, token))
+                    }
+                })
+                .buffer_unordered(conc)
+                .collect()
+                .await;
         let mut tokens = vec![String::new(); args.clients];
         for r in results {
             let (i, t) = r.context("creating guests")?;
@@ -540,8 +587,12 @@ async fn setup(args: &FanoutArgs, target: &Target, out: Output) -> anyhow::Resul
     };
     let room: Arc<str> = Arc::from(room);
 
-    let recvs: Vec<_> = (0..args.clients).map(|_| Arc::new(Mutex::new(Recv::new(args.senders)))).collect();
-    let sents: Vec<_> = (0..args.senders).map(|_| Arc::new(Mutex::new(Sent::new()))).collect();
+    let recvs: Vec<_> = (0..args.clients)
+        .map(|_| Arc::new(Mutex::new(Recv::new(args.senders))))
+        .collect();
+    let sents: Vec<_> = (0..args.senders)
+        .map(|_| Arc::new(Mutex::new(Sent::new())))
+        .collect();
     let opened = {
         let total = args.clients;
         let s = shared.clone();
@@ -556,10 +607,13 @@ async fn setup(args: &FanoutArgs, target: &Target, out: Output) -> anyhow::Resul
                     let (lean, body_bytes) = (args.lean, args.body_bytes);
                     async move {
                         let ws = tokio::time::timeout(SETUP_TIMEOUT, async {
-                            let mut ws = net::connect(target, &url, None, net::ws_config(64 * 1024)).await?;
+                            let mut ws =
+                                net::connect(target, &url, None, net::ws_config(READ_BUFFER))
+                                    .await?;
                             net::read_ready(&mut ws).await?;
                             if lean {
-                                let join = format!(r#"{{"type":"join_room","req":1,"room_id":"{room}"}}"#);
+                                let join =
+                                    format!(r#"{{"type":"join_room","req":1,"room_id":"{room}"}}"#);
                                 ws.send(WsMessage::Text(join.into())).await?;
                                 if let Err(e) = net::read_reply(&mut ws, 1).await? {
                                     bail!("join_room refused: {e}");
@@ -575,8 +629,19 @@ async fn setup(args: &FanoutArgs, target: &Target, out: Output) -> anyhow::Resul
                             Some(sent) => {
                                 let (sink, stream) = ws.split();
                                 let (tx, rx) = mpsc::channel(1);
-                                tokio::spawn(read_loop(stream, shared.clone(), recv, Some(sent.clone())));
-                                tokio::spawn(write_loop(sink, rx, shared, sent, i, room, run, body_bytes));
+                                tokio::spawn(read_loop(
+                                    stream,
+                                    shared.clone(),
+                                    recv,
+                                    Some(sent.clone()),
+                                ));
+                                let who = Sender {
+                                    idx: i,
+                                    room,
+                                    run,
+                                    body_bytes,
+                                };
+                                tokio::spawn(write_loop(sink, rx, shared, sent, who));
                                 Some(tx)
                             }
                             None => {
@@ -615,7 +680,9 @@ async fn setup(args: &FanoutArgs, target: &Target, out: Output) -> anyhow::Resul
     let settle_started = Instant::now();
     let mut last = shared.frames.load(Relaxed);
     let mut quiet_since = Instant::now();
-    while settle_started.elapsed() < Duration::from_secs(20) && quiet_since.elapsed() < Duration::from_millis(1000) {
+    while settle_started.elapsed() < Duration::from_secs(20)
+        && quiet_since.elapsed() < Duration::from_millis(1000)
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let now = shared.frames.load(Relaxed);
         if now != last {
@@ -627,7 +694,10 @@ async fn setup(args: &FanoutArgs, target: &Target, out: Output) -> anyhow::Resul
         shared,
         recvs,
         sents,
-        plans: plans.into_iter().map(|p| p.expect("every sender connected")).collect(),
+        plans: plans
+            .into_iter()
+            .map(|p| p.expect("every sender connected"))
+            .collect(),
         clients: args.clients,
         senders: args.senders,
         server_pid: args.server_pid,
@@ -682,6 +752,16 @@ impl StepResult {
         for e in &self.error_samples {
             s.push_str(&format!("  step {step}: error: {e}\n"));
         }
+        let j = &self.json;
+        if let (Some(all), Some(gen_cpu)) = (j["machine_cpu_pct"].as_f64(), self.gen_cpu) {
+            let others = all - gen_cpu - j["server_cpu_pct"].as_f64().unwrap_or(0.0);
+            if others > 20.0 {
+                s.push_str(&format!(
+                    "  step {step}: other processes used about {others:.0}% of a core meanwhile{}\n",
+                    if j["server_cpu_pct"].is_null() { " (server included: no --server-pid)" } else { "" }
+                ));
+            }
+        }
         if self.gen_cpu.is_some_and(|c| c > 90.0) {
             s.push_str(&format!(
                 "  step {step}: the generator used {:.0}% of a core: figures may be generator-bound\n",
@@ -694,8 +774,20 @@ impl StepResult {
 
 fn step_table(steps: &[StepResult]) -> String {
     let mut t = format!(
-        "{:>5} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>5} {:>7} {:>7}\n",
-        "step", "offered", "acked/s", "deliv/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms", "lost", "dup", "srv cpu", "gen cpu"
+        "{:>5} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>5} {:>7} {:>7} {:>7}\n",
+        "step",
+        "offered",
+        "acked/s",
+        "deliv/s",
+        "p50 ms",
+        "p99 ms",
+        "p99.9 ms",
+        "max ms",
+        "lost",
+        "dup",
+        "srv cpu",
+        "gen cpu",
+        "all cpu"
     );
     for s in steps {
         let j = &s.json;
@@ -703,7 +795,7 @@ fn step_table(steps: &[StepResult]) -> String {
         let f = |v: &Value| v.as_f64().map(|x| format!("{x:.2}")).unwrap_or("-".into());
         let pct = |v: &Value| v.as_f64().map(|x| format!("{x:.0}%")).unwrap_or("-".into());
         t.push_str(&format!(
-            "{:>5} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>5} {:>7} {:>7}\n",
+            "{:>5} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>5} {:>7} {:>7} {:>7}\n",
             j["step"],
             human(s.rate),
             human(j["messages_per_s"].as_f64().unwrap_or(0.0)),
@@ -716,12 +808,20 @@ fn step_table(steps: &[StepResult]) -> String {
             s.dup,
             pct(&j["server_cpu_pct"]),
             pct(&j["generator_cpu_pct"]),
+            pct(&j["machine_cpu_pct"]),
         ));
     }
     t
 }
 
-async fn run_step(ctx: &Ctx, step: u32, rate: f64, duration: f64, drain: f64, out: Output) -> StepResult {
+async fn run_step(
+    ctx: &Ctx,
+    step: u32,
+    rate: f64,
+    duration: f64,
+    drain: f64,
+    out: Output,
+) -> StepResult {
     let sh = &ctx.shared;
     for r in &ctx.recvs {
         r.lock().reset(step);
@@ -738,6 +838,7 @@ async fn run_step(ctx: &Ctx, step: u32, rate: f64, duration: f64, drain: f64, ou
 
     let server_cpu = ctx.server_pid.map(|p| CpuMeter::start(p.to_string()));
     let gen_cpu = CpuMeter::start("self");
+    let machine = stats::MachineMeter::start();
     let start = Instant::now() + Duration::from_millis(20);
     let end = start + Duration::from_secs_f64(duration);
     let interval = ctx.senders as f64 / rate;
@@ -783,7 +884,11 @@ async fn run_step(ctx: &Ctx, step: u32, rate: f64, duration: f64, drain: f64, ou
     let drain_limit = Duration::from_secs_f64(drain);
     let mut complete = false;
     while send_end.elapsed() < drain_limit {
-        let (sent, acked, errs) = (sh.sent.load(Relaxed), sh.acked.load(Relaxed), sh.send_errors.load(Relaxed));
+        let (sent, acked, errs) = (
+            sh.sent.load(Relaxed),
+            sh.acked.load(Relaxed),
+            sh.send_errors.load(Relaxed),
+        );
         if acked + errs >= sent && sh.delivered.load(Relaxed) >= acked * ctx.clients as u64 {
             complete = true;
             break;
@@ -793,6 +898,7 @@ async fn run_step(ctx: &Ctx, step: u32, rate: f64, duration: f64, drain: f64, ou
     let drain_s = send_end.elapsed().as_secs_f64();
     let server_cpu_pct = server_cpu.and_then(|c| c.percent());
     let gen_cpu_pct = gen_cpu.percent();
+    let machine_pct = machine.busy_percent();
     drop(progress);
 
     // Collect.
@@ -859,6 +965,8 @@ async fn run_step(ctx: &Ctx, step: u32, rate: f64, duration: f64, drain: f64, ou
         "open_connections": sh.open.load(Relaxed),
         "server_cpu_pct": server_cpu_pct,
         "generator_cpu_pct": gen_cpu_pct,
+        "machine_cpu_pct": machine_pct,
+        "loadavg_1m": stats::loadavg(),
         "error_samples": error_samples,
     });
     StepResult {

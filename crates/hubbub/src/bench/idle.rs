@@ -93,14 +93,21 @@ fn source(n: usize) -> Option<IpAddr> {
 /// The server's resident memory and where it came from.
 async fn server_rss(pid: Option<u32>, http: &Http) -> (Option<u64>, String) {
     if let Some(pid) = pid {
-        return (stats::rss_of(&pid.to_string()), format!("/proc/{pid}/status VmRSS"));
+        return (
+            stats::rss_of(&pid.to_string()),
+            format!("/proc/{pid}/status VmRSS"),
+        );
     }
     match http.metrics().await {
         Some(m) => match net::gauge(&m, "hubbub_process_resident_memory_bytes") {
-            Some(v) => (Some(v as u64), "GET /metrics hubbub_process_resident_memory_bytes".into()),
+            Some(v) => (
+                Some(v as u64),
+                "GET /metrics hubbub_process_resident_memory_bytes".into(),
+            ),
             None => (
                 None,
-                "GET /metrics has no hubbub_process_resident_memory_bytes gauge; pass --server-pid".into(),
+                "GET /metrics has no hubbub_process_resident_memory_bytes gauge; pass --server-pid"
+                    .into(),
             ),
         },
         None => (None, "GET /metrics unavailable; pass --server-pid".into()),
@@ -127,8 +134,14 @@ pub(crate) async fn run(args: IdleArgs, out: Output) -> anyhow::Result<()> {
     let http = Http::new(&target);
     let run = super::run_id();
     let loopback = target.addr.ip().is_loopback();
-    let per_source = args.per_source.unwrap_or_else(|| ephemeral_ports().saturating_sub(2000).max(1000));
-    let sources_planned = if loopback { args.connections.div_ceil(per_source) } else { 1 };
+    let per_source = args
+        .per_source
+        .unwrap_or_else(|| ephemeral_ports().saturating_sub(2000).max(1000));
+    let sources_planned = if loopback {
+        args.connections.div_ceil(per_source)
+    } else {
+        1
+    };
 
     // Sessions.
     let per_session = args.per_session.max(1);
@@ -138,7 +151,12 @@ pub(crate) async fn run(args: IdleArgs, out: Output) -> anyhow::Result<()> {
     } else {
         let mut t = Vec::with_capacity(n_sessions);
         for i in 0..n_sessions {
-            t.push(http.guest(&format!("i{run}-{i}")).await.context("creating guests")?.0);
+            t.push(
+                http.guest(&format!("i{run}-{i}"))
+                    .await
+                    .context("creating guests")?
+                    .0,
+            );
         }
         t
     };
@@ -197,7 +215,9 @@ pub(crate) async fn run(args: IdleArgs, out: Output) -> anyhow::Result<()> {
                     });
                     if no_ports && loopback && tries < 8 {
                         tries += 1;
-                        let _ = shared.source_bump.compare_exchange(n, n + 1, Relaxed, Relaxed);
+                        let _ = shared
+                            .source_bump
+                            .compare_exchange(n, n + 1, Relaxed, Relaxed);
                         continue;
                     }
                     break r;
@@ -235,7 +255,9 @@ pub(crate) async fn run(args: IdleArgs, out: Output) -> anyhow::Result<()> {
     let settle = Instant::now();
     let mut last = shared.frames.load(Relaxed);
     let mut quiet_since = Instant::now();
-    while settle.elapsed() < Duration::from_secs(15) && quiet_since.elapsed() < Duration::from_secs(2) {
+    while settle.elapsed() < Duration::from_secs(15)
+        && quiet_since.elapsed() < Duration::from_secs(2)
+    {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let now = shared.frames.load(Relaxed);
         if now != last {
@@ -300,6 +322,7 @@ pub(crate) async fn run(args: IdleArgs, out: Output) -> anyhow::Result<()> {
         "source_addresses": sources_used,
         "source_addresses_planned": sources_planned,
         "generator_rss_bytes": stats::rss_of("self"),
+        "loadavg_1m": stats::loadavg(),
         "generator_nofile": nofile,
         "error_samples": errors,
     });
@@ -315,7 +338,10 @@ pub(crate) async fn run(args: IdleArgs, out: Output) -> anyhow::Result<()> {
         human(connected as f64 / connect_s),
         stats::line(&hist)
     ));
-    let mib = |b: Option<u64>| b.map(|b| format!("{:.1} MiB", b as f64 / 1048576.0)).unwrap_or("?".into());
+    let mib = |b: Option<u64>| {
+        b.map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
+            .unwrap_or("?".into())
+    };
     table.push_str(&format!(
         "  server RSS before {} → after {} (end of hold {}); per connection: {}\n  ({rss_source})\n",
         mib(rss_before),

@@ -41,6 +41,11 @@ pub struct LeanArgs {
     /// it costs small frames.
     #[arg(long)]
     pub nagle: bool,
+
+    /// WebSocket read buffer per connection, in KiB (axum's default, which `hubbub
+    /// serve` uses, is 128; tungstenite zero-fills it on first read, so it is resident).
+    #[arg(long, default_value_t = 128)]
+    pub read_buffer_kib: usize,
 }
 
 /// Frames written per flush at most (as the real gateway).
@@ -51,6 +56,7 @@ struct Lean {
     next_conn: AtomicU64,
     conns: AtomicUsize,
     queue: usize,
+    read_buffer: usize,
 }
 
 struct Room {
@@ -118,6 +124,7 @@ pub(crate) async fn run(args: LeanArgs) -> anyhow::Result<()> {
         next_conn: AtomicU64::new(1),
         conns: AtomicUsize::new(0),
         queue: args.outbound_queue.max(1),
+        read_buffer: args.read_buffer_kib.max(1) * 1024,
     });
     let app = Router::new()
         .route("/api/v1/ws", get(upgrade))
@@ -160,7 +167,9 @@ async fn upgrade(
 ) -> Response {
     // Any token is accepted: the lean server has no accounts.
     let token = q.get("token").cloned().unwrap_or_default();
-    up.on_upgrade(move |socket| serve(socket, lean, token)).into_response()
+    up.read_buffer_size(lean.read_buffer)
+        .on_upgrade(move |socket| serve(socket, lean, token))
+        .into_response()
 }
 
 fn escape_html(s: &str) -> String {
@@ -226,7 +235,11 @@ async fn serve(socket: WebSocket, lean: Arc<Lean>, token: String) {
 
     let user = LeanUser {
         id: format!("lean-{conn}"),
-        username: token.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(32).collect(),
+        username: token
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(32)
+            .collect(),
         display_name: None,
         kind: "guest",
         avatar_url: format!("/api/v1/avatars/lean-{conn}?v=0"),
@@ -248,10 +261,10 @@ async fn serve(socket: WebSocket, lean: Arc<Lean>, token: String) {
             match msg {
                 Some(Ok(Message::Text(t))) => {
                     let reply = handle(&lean, conn, &user, &tx, &kill, &mut joined, t.as_str());
-                    if let Some(r) = reply {
-                        if tx.send(Utf8Bytes::from(r)).await.is_err() {
-                            break;
-                        }
+                    if let Some(r) = reply
+                        && tx.send(Utf8Bytes::from(r)).await.is_err()
+                    {
+                        break;
                     }
                 }
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
@@ -330,11 +343,21 @@ fn handle(
             reply_ok(req, &data.to_string())
         }
         "send" => {
-            let (Some(room_id), Some(client_id), Some(body)) = (frame.room_id, frame.client_id, frame.body) else {
-                return Some(reply_err(req, "invalid", "send needs room_id, client_id and body"));
+            let (Some(room_id), Some(client_id), Some(body)) =
+                (frame.room_id, frame.client_id, frame.body)
+            else {
+                return Some(reply_err(
+                    req,
+                    "invalid",
+                    "send needs room_id, client_id and body",
+                ));
             };
             let Some(room) = joined.iter().find(|r| r.lock().id == room_id).cloned() else {
-                return Some(reply_err(req, "forbidden", "you are not a member of this room"));
+                return Some(reply_err(
+                    req,
+                    "forbidden",
+                    "you are not a member of this room",
+                ));
             };
             let now = crate::util::now_ms();
             let html = format!("<p>{}</p>\n", escape_html(&body));
@@ -364,7 +387,9 @@ fn handle(
                 };
                 let data = serde_json::to_string(&msg).unwrap_or_default();
                 // Serialized once; every member's queue gets a cheap clone.
-                let event = Utf8Bytes::from(format!(r#"{{"type":"message","message":{data},"pos":{seq}}}"#));
+                let event = Utf8Bytes::from(format!(
+                    r#"{{"type":"message","message":{data},"pos":{seq}}}"#
+                ));
                 r.members.retain(|m| match m.tx.try_send(event.clone()) {
                     Ok(()) => true,
                     Err(mpsc::error::TrySendError::Full(_)) => {
@@ -377,7 +402,10 @@ fn handle(
             };
             reply_ok(req, &data)
         }
-        "ping" => reply_ok(req, &json!({"server_time": crate::util::rfc3339(crate::util::now_ms())}).to_string()),
+        "ping" => reply_ok(
+            req,
+            &json!({"server_time": crate::util::rfc3339(crate::util::now_ms())}).to_string(),
+        ),
         other => Some(reply_err(
             req,
             "invalid",

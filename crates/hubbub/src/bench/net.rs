@@ -35,7 +35,9 @@ impl Target {
         if parsed.scheme() != "http" {
             bail!("--url must be http://HOST:PORT (TLS is not supported by the bench)");
         }
-        let host = parsed.host_str().ok_or_else(|| anyhow!("--url has no host"))?;
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| anyhow!("--url has no host"))?;
         let port = parsed.port_or_known_default().unwrap_or(80);
         let addr = tokio::net::lookup_host((host, port))
             .await
@@ -74,14 +76,25 @@ impl Http {
 
     /// POSTs JSON and returns the JSON answer; any non-2xx is an error carrying the
     /// server's error body (with a hint when it is a rate limit).
-    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> anyhow::Result<Value> {
-        let mut rb = self.client.post(format!("{}{}", self.base, path)).json(body);
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> anyhow::Result<Value> {
+        let mut rb = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .json(body);
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
         }
         let r = rb.send().await.with_context(|| format!("POST {path}"))?;
         let status = r.status();
-        let bytes = r.bytes().await.with_context(|| format!("POST {path}: body"))?;
+        let bytes = r
+            .bytes()
+            .await
+            .with_context(|| format!("POST {path}: body"))?;
         if !status.is_success() {
             let text = String::from_utf8_lossy(&bytes);
             let hint = if status.as_u16() == 429 {
@@ -99,8 +112,12 @@ impl Http {
 
     /// A guest session: (token, user id).
     pub async fn guest(&self, name: &str) -> anyhow::Result<(String, String)> {
-        let v = self.post("/api/v1/auth/guest", None, &json!({ "name": name })).await?;
-        let token = v["token"].as_str().ok_or_else(|| anyhow!("guest: no token in {v}"))?;
+        let v = self
+            .post("/api/v1/auth/guest", None, &json!({ "name": name }))
+            .await?;
+        let token = v["token"]
+            .as_str()
+            .ok_or_else(|| anyhow!("guest: no token in {v}"))?;
         let id = v["user"]["id"].as_str().unwrap_or_default();
         Ok((token.to_string(), id.to_string()))
     }
@@ -137,13 +154,23 @@ impl Http {
     }
 
     pub async fn join(&self, token: &str, room: &str) -> anyhow::Result<()> {
-        self.post(&format!("/api/v1/rooms/{room}/join"), Some(token), &json!({})).await?;
+        self.post(
+            &format!("/api/v1/rooms/{room}/join"),
+            Some(token),
+            &json!({}),
+        )
+        .await?;
         Ok(())
     }
 
     /// `GET /metrics` as text (None when the endpoint is missing or off).
     pub async fn metrics(&self) -> Option<String> {
-        let r = self.client.get(format!("{}/metrics", self.base)).send().await.ok()?;
+        let r = self
+            .client
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .ok()?;
         if !r.status().is_success() {
             return None;
         }
@@ -174,10 +201,16 @@ pub(crate) async fn connect(
     source: Option<IpAddr>,
     config: WebSocketConfig,
 ) -> anyhow::Result<Ws> {
-    let socket = if target.addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if target.addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     if let Some(ip) = source {
         bind_no_port(&socket);
-        socket.bind(SocketAddr::new(ip, 0)).with_context(|| format!("bind {ip}"))?;
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .with_context(|| format!("bind {ip}"))?;
     }
     let stream = socket.connect(target.addr).await?;
     stream.set_nodelay(true)?;
@@ -233,10 +266,14 @@ pub(crate) async fn read_reply(ws: &mut Ws, req: u64) -> anyhow::Result<Result<(
     loop {
         match ws.next().await {
             Some(Ok(WsMessage::Text(t))) => {
-                if let Frame::Reply { req: r, ok } = classify(t.as_str()) {
-                    if r == Some(req) {
-                        return Ok(if ok { Ok(()) } else { Err(t.as_str().to_string()) });
-                    }
+                if let Frame::Reply { req: r, ok } = classify(t.as_str())
+                    && r == Some(req)
+                {
+                    return Ok(if ok {
+                        Ok(())
+                    } else {
+                        Err(t.as_str().to_string())
+                    });
                 }
             }
             Some(Ok(WsMessage::Close(c))) => bail!("closed while waiting for a reply: {c:?}"),
@@ -252,14 +289,22 @@ pub(crate) async fn read_reply(ws: &mut Ws, req: u64) -> anyhow::Result<Result<(
 pub(crate) enum Frame<'a> {
     /// A `message` event: the message body (unescaped only if it had no escapes,
     /// which bench bodies never have) and the event's `pos`.
-    Message { body: &'a str, pos: Option<i64> },
+    Message {
+        body: &'a str,
+        pos: Option<i64>,
+    },
     /// A reply with a numeric `req` (None for other `req`s).
-    Reply { req: Option<u64>, ok: bool },
+    Reply {
+        req: Option<u64>,
+        ok: bool,
+    },
     Other,
 }
 
 fn leading_int(s: &str) -> Option<i64> {
-    let end = s.find(|c: char| !c.is_ascii_digit() && c != '-').unwrap_or(s.len());
+    let end = s
+        .find(|c: char| !c.is_ascii_digit() && c != '-')
+        .unwrap_or(s.len());
     s[..end].parse().ok()
 }
 
@@ -275,12 +320,16 @@ pub(crate) fn classify(text: &str) -> Frame<'_> {
             .map(|i| &rest[i + 8..])
             .and_then(|b| b.find('"').map(|e| &b[..e]))
             .unwrap_or("");
-        let pos = text.rfind(r#""pos":"#).and_then(|i| leading_int(&text[i + 6..]));
+        let pos = text
+            .rfind(r#""pos":"#)
+            .and_then(|i| leading_int(&text[i + 6..]));
         return Frame::Message { body, pos };
     }
     if let Some(rest) = text.strip_prefix(r#"{"type":"reply","req":"#) {
         let req = leading_int(rest).and_then(|r| u64::try_from(r).ok());
-        let ok = rest.find(r#""ok":"#).is_some_and(|i| rest[i + 5..].starts_with("true"));
+        let ok = rest
+            .find(r#""ok":"#)
+            .is_some_and(|i| rest[i + 5..].starts_with("true"));
         return Frame::Reply { req, ok };
     }
     Frame::Other
@@ -309,15 +358,24 @@ mod tests {
         );
         assert_eq!(
             classify(r#"{"type":"reply","req":"a","ok":false,"error":{}}"#),
-            Frame::Reply { req: None, ok: false }
+            Frame::Reply {
+                req: None,
+                ok: false
+            }
         );
-        assert_eq!(classify(r#"{"type":"presence","user_id":"u"}"#), Frame::Other);
+        assert_eq!(
+            classify(r#"{"type":"presence","user_id":"u"}"#),
+            Frame::Other
+        );
     }
 
     #[test]
     fn reads_gauges() {
         let m = "# TYPE x gauge\nhubbub_process_resident_memory_bytes 1234\nhubbub_x 5\n";
-        assert_eq!(gauge(m, "hubbub_process_resident_memory_bytes"), Some(1234.0));
+        assert_eq!(
+            gauge(m, "hubbub_process_resident_memory_bytes"),
+            Some(1234.0)
+        );
         assert_eq!(gauge(m, "hubbub"), None);
     }
 }

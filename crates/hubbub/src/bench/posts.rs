@@ -91,11 +91,16 @@ pub(crate) async fn run(args: PostsArgs, out: Output) -> anyhow::Result<()> {
         if args.via != Via::Gateway {
             bail!("--lean works only --via gateway");
         }
-        let tokens: Vec<String> = (0..args.senders).map(|i| format!("lean-{run}-{i}")).collect();
+        let tokens: Vec<String> = (0..args.senders)
+            .map(|i| format!("lean-{run}-{i}"))
+            .collect();
         (format!("lean-posts-{run}"), tokens)
     } else {
         let account = http
-            .register(&format!("bench-{run}"), &format!("pw-{run}-{}", super::run_id()))
+            .register(
+                &format!("bench-{run}"),
+                &format!("pw-{run}-{}", super::run_id()),
+            )
             .await?;
         let room = http.create_room(&account, &format!("posts-{run}")).await?;
         let mut tokens = Vec::new();
@@ -111,7 +116,7 @@ pub(crate) async fn run(args: PostsArgs, out: Output) -> anyhow::Result<()> {
         for t in &tokens {
             let mut ws = tokio::time::timeout(
                 SETUP_TIMEOUT,
-                net::connect(&target, &target.ws_url(t), None, net::ws_config(64 * 1024)),
+                net::connect(&target, &target.ws_url(t), None, net::ws_config(16 * 1024)),
             )
             .await
             .context("connect timed out")??;
@@ -138,6 +143,7 @@ pub(crate) async fn run(args: PostsArgs, out: Output) -> anyhow::Result<()> {
     let deadline = started + Duration::from_secs_f64(args.duration);
     let server_cpu = args.server_pid.map(|p| CpuMeter::start(p.to_string()));
     let gen_cpu = CpuMeter::start("self");
+    let machine = stats::MachineMeter::start();
     let progress = {
         let c = counters.clone();
         let r = running.clone();
@@ -153,8 +159,9 @@ pub(crate) async fn run(args: PostsArgs, out: Output) -> anyhow::Result<()> {
         })
     };
     let mut tasks = Vec::new();
-    for i in 0..args.senders {
-        let (c, run, room, running) = (counters.clone(), run.clone(), room.clone(), running.clone());
+    for (i, token) in tokens.iter().enumerate() {
+        let (c, run, room, running) =
+            (counters.clone(), run.clone(), room.clone(), running.clone());
         let bytes = args.body_bytes;
         let task = match args.via {
             Via::Gateway => {
@@ -191,7 +198,7 @@ pub(crate) async fn run(args: PostsArgs, out: Output) -> anyhow::Result<()> {
                 })
             }
             Via::Rest => {
-                let (http, token) = (http.clone(), tokens[i].clone());
+                let (http, token) = (http.clone(), token.clone());
                 tokio::spawn(async move {
                     let mut h = stats::new_hist();
                     let mut seq = 0u64;
@@ -224,6 +231,7 @@ pub(crate) async fn run(args: PostsArgs, out: Output) -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let server_cpu_pct = server_cpu.and_then(|c| c.percent());
     let gen_cpu_pct = gen_cpu.percent();
+    let machine_pct = machine.busy_percent();
     drop(progress);
     let acked = counters.acked.load(Relaxed);
     let errors = counters.errors.load(Relaxed);
@@ -248,6 +256,8 @@ pub(crate) async fn run(args: PostsArgs, out: Output) -> anyhow::Result<()> {
         "ack_latency_ms": stats::summary(&hist),
         "server_cpu_pct": server_cpu_pct,
         "generator_cpu_pct": gen_cpu_pct,
+        "machine_cpu_pct": machine_pct,
+        "loadavg_1m": stats::loadavg(),
         "error_samples": samples,
     });
     let mut table = format!(
@@ -262,7 +272,10 @@ pub(crate) async fn run(args: PostsArgs, out: Output) -> anyhow::Result<()> {
     if let Some(c) = server_cpu_pct {
         table.push_str(&format!("  server cpu {c:.0}%"));
     }
-    table.push_str(&format!("  generator cpu {:.0}%\n", gen_cpu_pct.unwrap_or_default()));
+    table.push_str(&format!(
+        "  generator cpu {:.0}%\n",
+        gen_cpu_pct.unwrap_or_default()
+    ));
     for e in &samples {
         table.push_str(&format!("  error: {e}\n"));
     }

@@ -40,7 +40,11 @@ pub(crate) fn summary(h: &Hist) -> Value {
 
 /// p99 in milliseconds (infinite when nothing was recorded).
 pub(crate) fn p99_ms(h: &Hist) -> f64 {
-    if h.is_empty() { f64::INFINITY } else { h.value_at_quantile(0.99) as f64 / 1000.0 }
+    if h.is_empty() {
+        f64::INFINITY
+    } else {
+        h.value_at_quantile(0.99) as f64 / 1000.0
+    }
 }
 
 /// `p50 / p99 / p99.9 / max` in ms, for tables.
@@ -103,6 +107,62 @@ impl CpuMeter {
     }
 }
 
+/// Busy and total jiffies of the whole machine, from the `cpu` line of `/proc/stat`.
+fn machine_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let total: u64 = f.iter().take(8).sum();
+    let idle = f.get(3)? + f.get(4).unwrap_or(&0);
+    Some((total - idle, total))
+}
+
+/// CPU use of the whole machine over a window (every process, ours included), in
+/// percent of one core, and the 1-minute load average at the end: whether other
+/// work shared the machine with the measurement.
+pub(crate) struct MachineMeter {
+    start: Option<(u64, u64)>,
+}
+
+impl MachineMeter {
+    pub fn start() -> MachineMeter {
+        MachineMeter {
+            start: machine_jiffies(),
+        }
+    }
+
+    pub fn busy_percent(&self) -> Option<f64> {
+        let ((b0, t0), (b1, t1)) = (self.start?, machine_jiffies()?);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        // available_parallelism honours our affinity mask; count every core instead.
+        let cores = std::fs::read_to_string("/proc/stat")
+            .map(|s| {
+                s.lines()
+                    .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+                    .count()
+            })
+            .unwrap_or(cores)
+            .max(1);
+        (t1 > t0).then(|| super::r1((b1 - b0) as f64 / (t1 - t0) as f64 * 100.0 * cores as f64))
+    }
+}
+
+/// The 1-minute load average.
+pub(crate) fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Sets bit `i` of a growable bitmap; returns whether it was already set.
 #[inline]
 pub(crate) fn set_bit(bits: &mut Vec<u64>, i: usize) -> bool {
@@ -122,7 +182,10 @@ fn get_bit(bits: &[u64], i: usize) -> bool {
 
 /// Number of bits set in both bitmaps.
 pub(crate) fn and_count(a: &[u64], b: &[u64]) -> u64 {
-    a.iter().zip(b).map(|(x, y)| (x & y).count_ones() as u64).sum()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x & y).count_ones() as u64)
+        .sum()
 }
 
 #[cfg(test)]

@@ -371,9 +371,11 @@ impl Chat {
     /// After a user became a member: subscribe their connections, tell them and (in
     /// small rooms) the other members.
     pub(crate) async fn after_join(&self, room_id: &str, user: &UserRecord) -> Result<()> {
+        // Subscribe first, then read: the read is the baseline the new member has.
+        self.hub.subscribe_user(&user.id, room_id);
         let room = self.store.room(room_id).await?;
         let member = self.store.membership(room_id, &user.id).await?;
-        self.hub.subscribe_user(&user.id, room_id);
+        self.hub.seed(room_id, room.last_pos);
         let view = self.room_view(&room, Some(&member)).await?;
         self.hub
             .publish_user(&user.id, &Event::RoomUpdated { room: &view }.frame());

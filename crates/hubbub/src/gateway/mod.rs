@@ -108,6 +108,9 @@ impl Conn {
                 return (1011, "internal error");
             }
         };
+        for r in &ready.rooms {
+            self.chat.hub.seed(&r.id, r.pos);
+        }
         let text = serde_json::to_string(&Event::Ready {
             user: &ready.user,
             rooms: &ready.rooms,

@@ -217,10 +217,12 @@ mod tests {
     /// round), so the document cannot drift from the router.
     #[test]
     fn openapi_describes_every_route() {
-        let doc: serde_json::Value = serde_json::from_str(include_str!("../../openapi.json")).unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../openapi.json")).unwrap();
         let described: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
         let source = include_str!("mod.rs");
-        let api_block = &source[source.find("let api = Router::new()").unwrap()..source.find(".fallback(api_not_found)").unwrap()];
+        let api_block = &source[source.find("let api = Router::new()").unwrap()
+            ..source.find(".fallback(api_not_found)").unwrap()];
         let routes: Vec<&str> = api_block
             .split(".route(\n")
             .flat_map(|p| p.split(".route("))
@@ -229,10 +231,16 @@ mod tests {
             .collect();
         assert!(routes.len() > 20, "found the routes: {routes:?}");
         for r in &routes {
-            assert!(described.iter().any(|d| d == r), "route {r} is not in openapi.json (run scripts/openapi.py)");
+            assert!(
+                described.iter().any(|d| d == r),
+                "route {r} is not in openapi.json (run scripts/openapi.py)"
+            );
         }
         for d in &described {
-            assert!(routes.contains(&d.as_str()), "openapi.json describes {d}, which the router lacks");
+            assert!(
+                routes.contains(&d.as_str()),
+                "openapi.json describes {d}, which the router lacks"
+            );
         }
     }
 }

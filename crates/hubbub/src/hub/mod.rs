@@ -163,6 +163,13 @@ impl Hub {
         self.to_bus(|| op);
     }
 
+    /// Cluster mode: a local connection read `room` at `pos` after subscribing to it.
+    pub fn seed(&self, room: &str, pos: i64) {
+        if let Some(seq) = self.sequencer.get() {
+            seq.seed(room, pos);
+        }
+    }
+
     /// Cluster mode: re-reads every room from the store (the bus reconnected).
     pub fn resync(&self) {
         if let Some(seq) = self.sequencer.get() {

@@ -81,6 +81,22 @@ impl Sequencer {
         out
     }
 
+    /// Sets where a room starts when nothing is known of it yet: a connection just
+    /// read the room at `pos` (after subscribing), so changes up to `pos` reach it
+    /// through that read and the next one to deliver is `pos + 1`.
+    pub fn seed(&self, room: &str, pos: i64) {
+        self.rooms
+            .lock()
+            .entry(Arc::from(room))
+            .or_insert_with(|| RoomSeq {
+                next: pos + 1,
+                last_seq: 0,
+                held: BTreeMap::new(),
+                since: None,
+                filling: false,
+            });
+    }
+
     /// Asks for every known room to be re-read from the store (the bus reconnected,
     /// so anything may have been missed).
     pub fn resync_all(&self) {
@@ -217,6 +233,20 @@ mod tests {
         assert_eq!(poses(s.offer("r", f(6))), [6, 7]);
         assert!(s.offer("r", f(6)).is_empty(), "duplicate");
         assert_eq!(poses(s.offer("r", f(8))), [8]);
+    }
+
+    #[test]
+    fn a_seeded_room_waits_for_its_first_change() {
+        let s = seq();
+        s.seed("r", 0);
+        assert!(s.offer("r", f(2)).is_empty(), "pos 1 has not arrived yet");
+        assert_eq!(poses(s.offer("r", f(1))), [1, 2]);
+        s.seed("r", 10);
+        assert_eq!(
+            poses(s.offer("r", f(3))),
+            [3],
+            "a seed never moves a known room"
+        );
     }
 
     #[test]

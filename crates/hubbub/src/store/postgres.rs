@@ -9,6 +9,11 @@
 //!   (`ON CONFLICT … DO NOTHING` waits for a concurrent insert of the same pair and
 //!   then yields to it);
 //! - membership changes lock the room row first (`member_limit`, `member_count`);
+//! - reactions and pins lock the room row first too, then check that the message is
+//!   still there (a delete may have committed meanwhile); a no-op takes no `pos`;
+//! - a send claims its uploads with row locks in id order (`message_id IS NULL` is
+//!   re-checked once a lock is granted, so an upload goes to one message only);
+//! - two nodes opening the same DM are settled by the unique index on `dm_key`;
 //! - the first account becoming admin, and avatar garbage collection, are serialized
 //!   by transaction-level advisory locks;
 //! - `changes_since` reads in one `REPEATABLE READ` snapshot.
@@ -45,20 +50,49 @@ const ROOM_COLS: &str = "r.id AS r_id, r.name AS r_name, r.topic AS r_topic, r.k
     r.password_hash AS r_password_hash, r.guests_allowed AS r_guests_allowed, \
     r.starts_at AS r_starts_at, r.ends_at AS r_ends_at, r.member_limit AS r_member_limit, \
     r.created_by AS r_created_by, r.created_at AS r_created_at, r.last_seq AS r_last_seq, \
-    r.last_pos AS r_last_pos, r.member_count AS r_member_count, r.is_default AS r_is_default";
+    r.last_pos AS r_last_pos, r.member_count AS r_member_count, r.is_default AS r_is_default, \
+    r.dm_key AS r_dm_key";
 
 const MEMBER_COLS: &str = "mb.room_id AS mb_room_id, mb.user_id AS mb_user_id, \
     mb.role AS mb_role, mb.joined_at AS mb_joined_at, mb.last_read_seq AS mb_last_read_seq, \
     mb.notification_level AS mb_notification_level, mb.muted_until AS mb_muted_until";
 
+/// A message row (alias `m`) with its reactions and attachments as JSON, so that one
+/// statement — one snapshot — reads a message and everything it carries. Reactions
+/// come as `[emoji, user_id]` pairs in reaction order (grouped in `message_from`),
+/// attachments as arrays in `ATTACHMENT_COLS` order; a tombstone carries neither.
+const MESSAGE_COLS: &str = "m.id, m.room_id, m.seq, m.pos, m.body, m.html, m.created_at, \
+    m.edited_at, m.deleted, m.pinned, m.reply_to, m.thread_root, m.reply_count, m.client_id, \
+    m.mentions::text AS mentions, \
+    CASE WHEN m.deleted THEN NULL ELSE (SELECT json_agg(json_build_array(rx.emoji, rx.user_id) \
+     ORDER BY rx.created_at, rx.user_id, rx.emoji)::text \
+     FROM reactions rx WHERE rx.message_id = m.id) END AS reactions_json, \
+    CASE WHEN m.deleted THEN NULL ELSE (SELECT json_agg(json_build_array(ax.id, ax.uploader_id, \
+     ax.message_id, ax.name, ax.content_type, ax.size, ax.sha256, ax.width, ax.height, \
+     ax.thumb_sha256, ax.created_at) ORDER BY ax.created_at, ax.id)::text \
+     FROM attachments ax WHERE ax.message_id = m.id) END AS attachments_json";
+
 fn message_select() -> String {
-    format!(
-        "SELECT m.id, m.room_id, m.seq, m.pos, m.body, m.html, m.created_at, m.edited_at, \
-         m.deleted, m.pinned, m.reply_to, m.thread_root, m.reply_count, m.client_id, \
-         m.mentions::text AS mentions, {USER_COLS} FROM messages m \
-         JOIN users u ON u.id = m.author_id"
-    )
+    format!("SELECT {MESSAGE_COLS}, {USER_COLS} FROM messages m JOIN users u ON u.id = m.author_id")
 }
+
+const ATTACHMENT_COLS: &str = "id, uploader_id, message_id, name, content_type, size, sha256, \
+    width, height, thumb_sha256, created_at";
+
+/// One attachment as `MESSAGE_COLS` serializes it.
+type AttachmentJson = (
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    i64,
+);
 
 fn user_from(row: &PgRow) -> StoreResult<UserRecord> {
     let kind: String = row.try_get("u_kind")?;
@@ -95,7 +129,7 @@ fn room_from(row: &PgRow) -> StoreResult<RoomRecord> {
         last_pos: row.try_get("r_last_pos")?,
         member_count: row.try_get("r_member_count")?,
         is_default: row.try_get("r_is_default")?,
-        dm_key: None,
+        dm_key: row.try_get("r_dm_key")?,
     })
 }
 
@@ -133,9 +167,142 @@ fn message_from(row: &PgRow) -> StoreResult<MessageRecord> {
         reply_count: row.try_get("reply_count")?,
         client_id: row.try_get("client_id")?,
         mentions: serde_json::from_str(&mentions).context("bad mentions column")?,
-        reactions: Vec::new(),
-        attachments: Vec::new(),
+        reactions: reactions_from(row.try_get("reactions_json")?)?,
+        attachments: attachments_from(row.try_get("attachments_json")?)?,
     })
+}
+
+/// Groups `[emoji, user_id]` pairs (in reaction order) by emoji; groups come in the
+/// order of their first reaction.
+fn reactions_from(json: Option<String>) -> StoreResult<Vec<ReactionRecord>> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let pairs: Vec<(String, String)> =
+        serde_json::from_str(&json).context("bad reactions of a message")?;
+    let mut out: Vec<ReactionRecord> = Vec::new();
+    for (emoji, user) in pairs {
+        match out.iter_mut().find(|r| r.emoji == emoji) {
+            Some(r) => r.user_ids.push(user),
+            None => out.push(ReactionRecord {
+                emoji,
+                user_ids: vec![user],
+            }),
+        }
+    }
+    Ok(out)
+}
+
+fn attachments_from(json: Option<String>) -> StoreResult<Vec<AttachmentRecord>> {
+    let Some(json) = json else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<AttachmentJson> =
+        serde_json::from_str(&json).context("bad attachments of a message")?;
+    Ok(rows
+        .into_iter()
+        .map(|a| AttachmentRecord {
+            id: a.0,
+            uploader_id: a.1,
+            message_id: a.2,
+            name: a.3,
+            content_type: a.4,
+            size: a.5,
+            sha256: a.6,
+            width: a.7,
+            height: a.8,
+            thumb_sha256: a.9,
+            created_at: a.10,
+        })
+        .collect())
+}
+
+fn attachment_from(row: &PgRow) -> StoreResult<AttachmentRecord> {
+    Ok(AttachmentRecord {
+        id: row.try_get("id")?,
+        uploader_id: row.try_get("uploader_id")?,
+        message_id: row.try_get("message_id")?,
+        name: row.try_get("name")?,
+        content_type: row.try_get("content_type")?,
+        size: row.try_get("size")?,
+        sha256: row.try_get("sha256")?,
+        width: row.try_get("width")?,
+        height: row.try_get("height")?,
+        thumb_sha256: row.try_get("thumb_sha256")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+/// The text of a `tsquery` for `terms`: every term must match, the last one as a
+/// prefix. Each term is cut at anything that is not a letter or digit (as SQLite's
+/// tokenizer does, and as the indexed text is cut: see migration 0002) into parts that
+/// must follow each other (a phrase). Parts are letters and digits only, so quoting
+/// them can never make a syntax error; a part the parser finds no word in is dropped
+/// by `to_tsquery` (as unicode61 ignores a term without tokens). None: no part at all.
+fn tsquery_text(terms: &[String]) -> Option<String> {
+    let terms: Vec<Vec<&str>> = terms
+        .iter()
+        .map(|t| {
+            t.split(|c: char| !c.is_alphanumeric())
+                .filter(|p| !p.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .filter(|parts| !parts.is_empty())
+        .collect();
+    let n = terms.len();
+    let query = terms
+        .iter()
+        .enumerate()
+        .map(|(i, parts)| {
+            let m = parts.len();
+            parts
+                .iter()
+                .enumerate()
+                .map(|(j, p)| {
+                    if i + 1 == n && j + 1 == m {
+                        format!("'{p}':*")
+                    } else {
+                        format!("'{p}'")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" <-> ")
+        })
+        .collect::<Vec<_>>()
+        .join(" & ");
+    (n > 0).then_some(query)
+}
+
+/// `ts_headline` options: one short fragment around the best match, matches wrapped
+/// in the snippet markers.
+fn headline_options() -> String {
+    format!(
+        "StartSel=\"{SNIPPET_START}\", StopSel=\"{SNIPPET_END}\", MaxFragments=1, \
+         MaxWords=16, MinWords=4, ShortWord=0"
+    )
+}
+
+/// Marks a headline cut out of a longer body with `…` where text was left out, as
+/// SQLite's `snippet()` does.
+fn with_ellipses(body: &str, headline: &str) -> String {
+    let headline = headline.trim();
+    let plain: String = headline
+        .chars()
+        .filter(|&c| c != SNIPPET_START && c != SNIPPET_END)
+        .collect();
+    let Some(at) = body.find(plain.as_str()).filter(|_| !plain.is_empty()) else {
+        return headline.to_string();
+    };
+    let words = |s: &str| s.chars().any(char::is_alphanumeric);
+    let mut out = String::with_capacity(headline.len() + 6);
+    if words(&body[..at]) {
+        out.push('…');
+    }
+    out.push_str(headline);
+    if words(&body[at + plain.len()..]) {
+        out.push('…');
+    }
+    out
 }
 
 impl PostgresStore {
@@ -231,6 +398,52 @@ impl PostgresStore {
                 .fetch_one(&mut **tx)
                 .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    /// The room of a message that is not deleted, with the room row locked (room
+    /// first, like every writer), and whether the message is pinned. NotFound: no such
+    /// message, or it is deleted — checked again once the lock is held, since a delete
+    /// may have committed while we waited for it.
+    async fn lock_live_message(
+        tx: &mut Transaction<'_, Postgres>,
+        id: &str,
+    ) -> StoreResult<(String, bool)> {
+        let room_id: String =
+            sqlx::query_scalar("SELECT room_id FROM messages WHERE id = $1 AND NOT deleted")
+                .bind(id)
+                .fetch_one(&mut **tx)
+                .await?;
+        Self::lock_room(tx, &room_id).await?;
+        let pinned: bool =
+            sqlx::query_scalar("SELECT pinned FROM messages WHERE id = $1 AND NOT deleted")
+                .bind(id)
+                .fetch_one(&mut **tx)
+                .await?;
+        Ok((room_id, pinned))
+    }
+
+    /// One mention row per (message, user); repeated users count once.
+    async fn write_mentions(
+        tx: &mut Transaction<'_, Postgres>,
+        message_id: &str,
+        room_id: &str,
+        seq: i64,
+        users: &[String],
+    ) -> StoreResult<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO mentions (message_id, room_id, user_id, seq) \
+             SELECT $1, $2, u, $3 FROM unnest($4::text[]) AS u ON CONFLICT DO NOTHING",
+        )
+        .bind(message_id)
+        .bind(room_id)
+        .bind(seq)
+        .bind(users)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
     }
 
     async fn advisory_lock(tx: &mut Transaction<'_, Postgres>, key: i64) -> StoreResult<()> {
@@ -638,7 +851,9 @@ impl Store for PostgresStore {
             "SELECT {ROOM_COLS}, {MEMBER_COLS}, \
              (SELECT COUNT(*) FROM messages m WHERE m.room_id = r.id \
               AND m.seq > mb.last_read_seq AND m.author_id <> mb.user_id AND NOT m.deleted) \
-              AS unread \
+              AS unread, \
+             (SELECT COUNT(*) FROM mentions mn WHERE mn.room_id = r.id \
+              AND mn.user_id = mb.user_id AND mn.seq > mb.last_read_seq) AS mentioned \
              FROM members mb JOIN rooms r ON r.id = mb.room_id WHERE mb.user_id = $1 \
              ORDER BY r.is_default DESC, r.name"
         ))
@@ -651,7 +866,7 @@ impl Store for PostgresStore {
                     room: room_from(row)?,
                     member: member_from(row)?,
                     unread_count: row.try_get("unread")?,
-                    mention_count: 0,
+                    mention_count: row.try_get("mentioned")?,
                 })
             })
             .collect()
@@ -849,6 +1064,27 @@ impl Store for PostgresStore {
             .await?;
             return Ok(Inserted::Existing(message_from(&row)?));
         }
+        Self::write_mentions(&mut tx, &msg.id, &msg.room_id, seq, &msg.mentions).await?;
+        if !msg.attachment_ids.is_empty() {
+            // Rows are locked in id order, so two sends sharing uploads cannot deadlock;
+            // an upload another send claimed meanwhile no longer qualifies once its
+            // lock is granted.
+            let claimed = sqlx::query(
+                "UPDATE attachments SET message_id = $1 WHERE id IN \
+                 (SELECT id FROM attachments WHERE id = ANY($3) AND uploader_id = $2 \
+                  AND message_id IS NULL ORDER BY id FOR UPDATE)",
+            )
+            .bind(&msg.id)
+            .bind(&msg.author_id)
+            .bind(&msg.attachment_ids)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed as usize != msg.attachment_ids.len() {
+                // Dropping the transaction rolls everything back (seq and pos included).
+                return Err(StoreError::Conflict("attachment is not available"));
+            }
+        }
         // Posting reads the room up to one's own message.
         sqlx::query("UPDATE members SET last_read_seq = $1 WHERE room_id = $2 AND user_id = $3")
             .bind(seq)
@@ -902,9 +1138,9 @@ impl Store for PostgresStore {
                 .await?;
         let (_, pos) = Self::bump_room(&mut tx, &room_id, false).await?;
         // `NOT deleted` again: a delete may have committed while we waited for the room.
-        let r = sqlx::query(
+        let seq: i64 = sqlx::query_scalar(
             "UPDATE messages SET body = $1, html = $2, mentions = $3::jsonb, edited_at = $4, \
-             pos = $5 WHERE id = $6 AND NOT deleted",
+             pos = $5 WHERE id = $6 AND NOT deleted RETURNING seq",
         )
         .bind(body)
         .bind(html)
@@ -912,11 +1148,13 @@ impl Store for PostgresStore {
         .bind(now)
         .bind(pos)
         .bind(id)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-        if r.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        sqlx::query("DELETE FROM mentions WHERE message_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        Self::write_mentions(&mut tx, id, &room_id, seq, mentions).await?;
         let rec = Self::message_tx(&mut tx, id).await?;
         tx.commit().await?;
         Ok(rec)
@@ -940,6 +1178,13 @@ impl Store for PostgresStore {
         .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::NotFound);
+        }
+        // A tombstone keeps nothing: no reactions, mentions or files.
+        for table in ["reactions", "mentions", "attachments"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE message_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         let rec = Self::message_tx(&mut tx, id).await?;
         tx.commit().await?;
@@ -1030,29 +1275,498 @@ impl Store for PostgresStore {
         })
     }
 
-    // Rich messaging and export/import are not built for PostgreSQL yet (in progress).
-    async fn react(&self, _: &str, _: &str, _: &str, _: bool, _: i64) -> StoreResult<Option<MessageRecord>> { Err(pending()) }
-    async fn set_pinned(&self, _: &str, _: bool) -> StoreResult<Option<MessageRecord>> { Err(pending()) }
-    async fn pins(&self, _: &str) -> StoreResult<Vec<MessageRecord>> { Err(pending()) }
-    async fn thread(&self, _: &str, _: Option<i64>, _: i64) -> StoreResult<HistoryPage> { Err(pending()) }
-    async fn set_notification_level(&self, _: &str, _: &str, _: &str) -> StoreResult<()> { Err(pending()) }
-    async fn notification_levels(&self, _: &str, _: Option<&[String]>) -> StoreResult<Vec<(String, Option<String>)>> { Err(pending()) }
-    async fn dm_by_key(&self, _: &str) -> StoreResult<Option<RoomRecord>> { Err(pending()) }
-    async fn create_dm(&self, _: NewRoom, _: &str, _: &[String]) -> StoreResult<RoomRecord> { Err(pending()) }
-    async fn search(&self, _: &str, _: &[String], _: Option<&str>, _: Option<&str>, _: i64) -> StoreResult<Vec<SearchHit>> { Err(pending()) }
-    async fn create_attachment(&self, _: AttachmentRecord) -> StoreResult<AttachmentRecord> { Err(pending()) }
-    async fn attachments(&self, _: &[String]) -> StoreResult<Vec<AttachmentRecord>> { Err(pending()) }
-    async fn delete_unsent_attachments(&self, _: i64) -> StoreResult<Vec<AttachmentRecord>> { Err(pending()) }
-    async fn blob_in_use(&self, _: &str) -> StoreResult<bool> { Err(pending()) }
-    async fn all_users(&self) -> StoreResult<Vec<UserRecord>> { Err(pending()) }
-    async fn all_rooms(&self) -> StoreResult<Vec<RoomRecord>> { Err(pending()) }
-    async fn import_user(&self, _: &UserRecord) -> StoreResult<()> { Err(pending()) }
-    async fn import_avatar(&self, _: &str, _: &str, _: &[u8]) -> StoreResult<()> { Err(pending()) }
-    async fn import_room(&self, _: &RoomRecord) -> StoreResult<()> { Err(pending()) }
-    async fn import_member(&self, _: &MemberRecord) -> StoreResult<()> { Err(pending()) }
-    async fn import_message(&self, _: &MessageRecord) -> StoreResult<()> { Err(pending()) }
-}
+    async fn react(
+        &self,
+        message_id: &str,
+        user_id: &str,
+        emoji: &str,
+        add: bool,
+        now: i64,
+    ) -> StoreResult<Option<MessageRecord>> {
+        let mut tx = self.pool.begin().await?;
+        let (room_id, _) = Self::lock_live_message(&mut tx, message_id).await?;
+        let result = if add {
+            sqlx::query(
+                "INSERT INTO reactions (message_id, user_id, emoji, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(message_id)
+            .bind(user_id)
+            .bind(emoji)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+        } else {
+            sqlx::query(
+                "DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3",
+            )
+            .bind(message_id)
+            .bind(user_id)
+            .bind(emoji)
+            .execute(&mut *tx)
+            .await?
+        };
+        if result.rows_affected() == 0 {
+            // Nothing changed: no pos taken (dropping the transaction releases the room).
+            return Ok(None);
+        }
+        let (_, pos) = Self::bump_room(&mut tx, &room_id, false).await?;
+        sqlx::query("UPDATE messages SET pos = $1 WHERE id = $2")
+            .bind(pos)
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+        let rec = Self::message_tx(&mut tx, message_id).await?;
+        tx.commit().await?;
+        Ok(Some(rec))
+    }
 
-fn pending() -> StoreError {
-    StoreError::Other(anyhow::anyhow!("not available on PostgreSQL yet"))
+    async fn set_pinned(
+        &self,
+        message_id: &str,
+        pinned: bool,
+    ) -> StoreResult<Option<MessageRecord>> {
+        let mut tx = self.pool.begin().await?;
+        let (room_id, current) = Self::lock_live_message(&mut tx, message_id).await?;
+        if current == pinned {
+            return Ok(None);
+        }
+        let (_, pos) = Self::bump_room(&mut tx, &room_id, false).await?;
+        sqlx::query("UPDATE messages SET pinned = $1, pos = $2 WHERE id = $3")
+            .bind(pinned)
+            .bind(pos)
+            .bind(message_id)
+            .execute(&mut *tx)
+            .await?;
+        let rec = Self::message_tx(&mut tx, message_id).await?;
+        tx.commit().await?;
+        Ok(Some(rec))
+    }
+
+    async fn pins(&self, room_id: &str) -> StoreResult<Vec<MessageRecord>> {
+        let rows = sqlx::query(&format!(
+            "{} WHERE m.room_id = $1 AND m.pinned AND NOT m.deleted ORDER BY m.seq DESC LIMIT 500",
+            message_select()
+        ))
+        .bind(room_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(message_from).collect()
+    }
+
+    async fn thread(
+        &self,
+        root_id: &str,
+        after_seq: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<HistoryPage> {
+        let limit = limit.max(0);
+        let rows = sqlx::query(&format!(
+            "{} WHERE m.thread_root = $1 AND m.seq > $2 ORDER BY m.seq ASC LIMIT $3",
+            message_select()
+        ))
+        .bind(root_id)
+        .bind(after_seq.unwrap_or(0))
+        .bind(limit + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let has_more = rows.len() as i64 > limit;
+        let messages = rows
+            .iter()
+            .take(limit as usize)
+            .map(message_from)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    async fn set_notification_level(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        level: &str,
+    ) -> StoreResult<()> {
+        let r = sqlx::query(
+            "UPDATE members SET notification_level = $1 WHERE room_id = $2 AND user_id = $3",
+        )
+        .bind(level)
+        .bind(room_id)
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn notification_levels(
+        &self,
+        room_id: &str,
+        users: Option<&[String]>,
+    ) -> StoreResult<Vec<(String, Option<String>)>> {
+        let rows = match users {
+            Some([]) => return Ok(Vec::new()),
+            Some(users) => {
+                sqlx::query(
+                    "SELECT user_id, notification_level FROM members \
+                     WHERE room_id = $1 AND user_id = ANY($2) ORDER BY user_id",
+                )
+                .bind(room_id)
+                .bind(users)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT user_id, notification_level FROM members WHERE room_id = $1 \
+                     AND notification_level IS NOT NULL ORDER BY user_id",
+                )
+                .bind(room_id)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn dm_by_key(&self, key: &str) -> StoreResult<Option<RoomRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {ROOM_COLS} FROM rooms r WHERE r.dm_key = $1"
+        ))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(room_from).transpose()
+    }
+
+    async fn create_dm(
+        &self,
+        room: NewRoom,
+        key: &str,
+        members: &[String],
+    ) -> StoreResult<RoomRecord> {
+        let mut tx = self.pool.begin().await?;
+        // The unique index on dm_key settles a race of two nodes opening the same DM:
+        // the later insert waits for the earlier one and, once it commits, conflicts.
+        let res = sqlx::query(
+            "INSERT INTO rooms (id, name, topic, kind, guests_allowed, created_by, created_at, \
+             member_count, dm_key) VALUES ($1, $2, $3, 'dm', TRUE, $4, $5, $6, $7)",
+        )
+        .bind(&room.id)
+        .bind(&room.name)
+        .bind(&room.topic)
+        .bind(&room.created_by)
+        .bind(room.created_at)
+        .bind(members.len() as i64)
+        .bind(key)
+        .execute(&mut *tx)
+        .await;
+        match res {
+            Err(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+                return Err(StoreError::Conflict("this DM exists"));
+            }
+            other => other?,
+        };
+        for u in members {
+            sqlx::query(
+                "INSERT INTO members (room_id, user_id, role, joined_at) \
+                 VALUES ($1, $2, 'member', $3)",
+            )
+            .bind(&room.id)
+            .bind(u)
+            .bind(room.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let rec = Self::room_tx(&mut tx, &room.id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn search(
+        &self,
+        user_id: &str,
+        terms: &[String],
+        room_id: Option<&str>,
+        author_id: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<SearchHit>> {
+        let Some(query) = tsquery_text(terms) else {
+            return Ok(Vec::new());
+        };
+        // $1 user, $2 query, $3 headline options, $4 limit, then the filters.
+        let mut filters = String::new();
+        let mut n = 4;
+        for (col, value) in [("m.room_id", room_id), ("m.author_id", author_id)] {
+            if value.is_some() {
+                n += 1;
+                filters.push_str(&format!(" AND {col} = ${n}"));
+            }
+        }
+        // Rank and limit first; headlines (the costly part) only for the hits kept.
+        let sql = format!(
+            "SELECT {MESSAGE_COLS}, {USER_COLS}, \
+             ts_headline('simple'::regconfig, m.body, to_tsquery('simple'::regconfig, $2), $3) \
+             AS snippet \
+             FROM (SELECT m.id AS hit_id, \
+                   ts_rank(m.search_vector, to_tsquery('simple'::regconfig, $2), 1) AS rank \
+                   FROM messages m \
+                   JOIN members mb ON mb.room_id = m.room_id AND mb.user_id = $1 \
+                   WHERE m.search_vector @@ to_tsquery('simple'::regconfig, $2) \
+                   AND NOT m.deleted{filters} \
+                   ORDER BY rank DESC, m.created_at DESC, m.id DESC LIMIT $4) h \
+             JOIN messages m ON m.id = h.hit_id JOIN users u ON u.id = m.author_id \
+             ORDER BY h.rank DESC, m.created_at DESC, m.id DESC"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(&query)
+            .bind(headline_options())
+            .bind(limit.max(0));
+        for value in [room_id, author_id].into_iter().flatten() {
+            q = q.bind(value);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let message = message_from(row)?;
+                let headline: String = row.try_get("snippet")?;
+                let snippet = with_ellipses(&message.body, &headline);
+                Ok(SearchHit { message, snippet })
+            })
+            .collect()
+    }
+
+    async fn create_attachment(&self, a: AttachmentRecord) -> StoreResult<AttachmentRecord> {
+        sqlx::query(&format!(
+            "INSERT INTO attachments ({ATTACHMENT_COLS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&a.id)
+        .bind(&a.uploader_id)
+        .bind(&a.message_id)
+        .bind(&a.name)
+        .bind(&a.content_type)
+        .bind(a.size)
+        .bind(&a.sha256)
+        .bind(a.width)
+        .bind(a.height)
+        .bind(&a.thumb_sha256)
+        .bind(a.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(a)
+    }
+
+    async fn attachments(&self, ids: &[String]) -> StoreResult<Vec<AttachmentRecord>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        sqlx::query(&format!(
+            "SELECT {ATTACHMENT_COLS} FROM attachments WHERE id = ANY($1) ORDER BY created_at, id"
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(attachment_from)
+        .collect()
+    }
+
+    async fn delete_unsent_attachments(&self, before: i64) -> StoreResult<Vec<AttachmentRecord>> {
+        // Uploads a send is claiming right now (row locked) are left for the next sweep:
+        // no waiting, so no lock-order deadlock with a claim of several uploads. A send
+        // that comes after the sweep finds its uploads gone and fails with Conflict.
+        sqlx::query(&format!(
+            "DELETE FROM attachments WHERE id IN (SELECT id FROM attachments \
+             WHERE message_id IS NULL AND created_at < $1 FOR UPDATE SKIP LOCKED) \
+             RETURNING {ATTACHMENT_COLS}"
+        ))
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(attachment_from)
+        .collect()
+    }
+
+    async fn blob_in_use(&self, sha256: &str) -> StoreResult<bool> {
+        let used: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM attachments WHERE sha256 = $1) \
+             OR EXISTS (SELECT 1 FROM attachments WHERE thumb_sha256 = $1)",
+        )
+        .bind(sha256)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(used)
+    }
+
+    async fn all_users(&self) -> StoreResult<Vec<UserRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLS} FROM users u ORDER BY u.created_at, u.id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from).collect()
+    }
+
+    async fn all_rooms(&self) -> StoreResult<Vec<RoomRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ROOM_COLS} FROM rooms r ORDER BY r.created_at, r.id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(room_from).collect()
+    }
+
+    async fn import_user(&self, u: &UserRecord) -> StoreResult<()> {
+        // Guests come without sessions: their names are free again.
+        let name_key = (u.kind != UserKind::Guest).then(|| u.username.to_lowercase());
+        sqlx::query(
+            "INSERT INTO users (id, kind, username, name_key, display_name, password_hash, bio, \
+             status_text, avatar_hash, is_admin, created_at, last_seen_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&u.id)
+        .bind(u.kind.as_str())
+        .bind(&u.username)
+        .bind(name_key)
+        .bind(&u.display_name)
+        .bind(&u.password_hash)
+        .bind(&u.bio)
+        .bind(&u.status_text)
+        .bind(&u.avatar_hash)
+        .bind(u.is_admin)
+        .bind(u.created_at)
+        .bind(u.last_seen_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn import_avatar(&self, hash: &str, content_type: &str, data: &[u8]) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO avatars (hash, content_type, data) VALUES ($1, $2, $3) \
+             ON CONFLICT (hash) DO NOTHING",
+        )
+        .bind(hash)
+        .bind(content_type)
+        .bind(data)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn import_room(&self, r: &RoomRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO rooms (id, name, topic, kind, password_hash, guests_allowed, starts_at, \
+             ends_at, member_limit, created_by, created_at, last_seq, last_pos, member_count, \
+             is_default, dm_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(&r.id)
+        .bind(&r.name)
+        .bind(&r.topic)
+        .bind(r.kind.as_str())
+        .bind(&r.password_hash)
+        .bind(r.guests_allowed)
+        .bind(r.starts_at)
+        .bind(r.ends_at)
+        .bind(r.member_limit)
+        .bind(&r.created_by)
+        .bind(r.created_at)
+        .bind(r.last_seq)
+        .bind(r.last_pos)
+        .bind(r.member_count)
+        .bind(r.is_default)
+        .bind(&r.dm_key)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn import_member(&self, m: &MemberRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO members (room_id, user_id, role, joined_at, last_read_seq, \
+             notification_level, muted_until) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&m.room_id)
+        .bind(&m.user_id)
+        .bind(m.role.as_str())
+        .bind(m.joined_at)
+        .bind(m.last_read_seq)
+        .bind(&m.notification_level)
+        .bind(m.muted_until)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn import_message(&self, m: &MessageRecord) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO messages (id, room_id, seq, pos, author_id, body, html, created_at, \
+             edited_at, deleted, pinned, reply_to, thread_root, reply_count, client_id, mentions) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb)",
+        )
+        .bind(&m.id)
+        .bind(&m.room_id)
+        .bind(m.seq)
+        .bind(m.pos)
+        .bind(&m.author.id)
+        .bind(&m.body)
+        .bind(&m.html)
+        .bind(m.created_at)
+        .bind(m.edited_at)
+        .bind(m.deleted)
+        .bind(m.pinned)
+        .bind(&m.reply_to)
+        .bind(&m.thread_root)
+        .bind(m.reply_count)
+        .bind(&m.client_id)
+        .bind(serde_json::to_string(&m.mentions).context("mentions")?)
+        .execute(&mut *tx)
+        .await?;
+        Self::write_mentions(&mut tx, &m.id, &m.room_id, m.seq, &m.mentions).await?;
+        // Keep the order of reactions with increasing timestamps.
+        let mut t = m.created_at;
+        for r in &m.reactions {
+            for u in &r.user_ids {
+                t += 1;
+                sqlx::query(
+                    "INSERT INTO reactions (message_id, user_id, emoji, created_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&m.id)
+                .bind(u)
+                .bind(&r.emoji)
+                .bind(t)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        for a in &m.attachments {
+            sqlx::query(&format!(
+                "INSERT INTO attachments ({ATTACHMENT_COLS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ))
+            .bind(&a.id)
+            .bind(&a.uploader_id)
+            .bind(&m.id)
+            .bind(&a.name)
+            .bind(&a.content_type)
+            .bind(a.size)
+            .bind(&a.sha256)
+            .bind(a.width)
+            .bind(a.height)
+            .bind(&a.thumb_sha256)
+            .bind(a.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }

@@ -196,6 +196,25 @@ async fn three_nodes_behave_as_one() {
         );
     }
 
+    // A reaction on node 2 reaches nodes 1 and 3 with its reaction_change.
+    let r = wb
+        .request(json!({"type": "react", "message_id": m["id"], "emoji": "🎉", "add": true}))
+        .await;
+    assert_eq!(r["ok"], true, "{r}");
+    for ws in [&mut wa, &mut wc] {
+        let fs = read_until(ws, WAIT, |fs| {
+            fs.iter()
+                .any(|f| f["type"] == "message_updated" && f["reaction_change"]["emoji"] == "🎉")
+        })
+        .await;
+        let ev = fs
+            .iter()
+            .find(|f| f["type"] == "message_updated" && f["reaction_change"]["emoji"] == "🎉")
+            .expect("reaction reached another node");
+        assert_eq!(ev["reaction_change"]["user_id"], bob.id().as_str());
+        assert_eq!(ev["message"]["reactions"][0]["count"], 1);
+    }
+
     // Typing on node 3 reaches nodes 1 and 2, never the typist.
     let r = wc
         .request(json!({"type": "typing", "room_id": room, "active": true}))

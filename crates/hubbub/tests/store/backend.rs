@@ -57,6 +57,57 @@ impl Backend {
     }
 }
 
+/// A second, empty database (an import target), of either kind; closed and removed
+/// by `close`.
+pub struct Fresh {
+    pub kind: Kind,
+    pub store: Arc<dyn Store>,
+    _dir: Option<tempfile::TempDir>,
+    _db: Option<TestDatabase>,
+}
+
+impl Fresh {
+    /// A fresh empty store; None for PostgreSQL when `HUBBUB_TEST_DATABASE_URL` is not
+    /// set. It takes no `PG_SLOTS` permit (a PostgreSQL case holding one may ask for
+    /// it) and so keeps its pool small.
+    pub async fn open(kind: Kind) -> Option<Fresh> {
+        match kind {
+            Kind::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+                let store = Arc::new(SqliteStore::open(&url).await.expect("open SQLite"));
+                Some(Fresh {
+                    kind,
+                    store,
+                    _dir: Some(dir),
+                    _db: None,
+                })
+            }
+            Kind::Postgres => {
+                let admin_url = std::env::var("HUBBUB_TEST_DATABASE_URL")
+                    .ok()
+                    .filter(|u| !u.trim().is_empty())?;
+                let db = TestDatabase::create(&admin_url).await;
+                let store = Arc::new(
+                    PostgresStore::open(&db.url, 2, Duration::from_secs(30))
+                        .await
+                        .expect("open PostgreSQL store"),
+                );
+                Some(Fresh {
+                    kind,
+                    store,
+                    _dir: None,
+                    _db: Some(db),
+                })
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        self.store.close().await;
+    }
+}
+
 async fn run_case(case: impl FnOnce(Backend) -> CaseFuture, backend: Backend) {
     let (a, b) = (backend.store.clone(), backend.node2.clone());
     let kind = backend.kind;

@@ -8,13 +8,15 @@ use hubbub::store::*;
 
 use crate::backend::Backend;
 
+pub use crate::rich::*;
+
 // --- helpers ---
 
-fn uid() -> String {
+pub(crate) fn uid() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-fn new_user(name: &str, kind: UserKind) -> NewUser {
+pub(crate) fn new_user(name: &str, kind: UserKind) -> NewUser {
     NewUser {
         id: uid(),
         kind,
@@ -25,19 +27,19 @@ fn new_user(name: &str, kind: UserKind) -> NewUser {
     }
 }
 
-async fn account(s: &dyn Store, name: &str) -> UserRecord {
+pub(crate) async fn account(s: &dyn Store, name: &str) -> UserRecord {
     s.create_account(new_user(name, UserKind::User))
         .await
         .expect("create_account")
 }
 
-async fn guest(s: &dyn Store, name: &str, now: i64) -> UserRecord {
+pub(crate) async fn guest(s: &dyn Store, name: &str, now: i64) -> UserRecord {
     s.create_guest(new_user(name, UserKind::Guest), now)
         .await
         .expect("create_guest")
 }
 
-fn new_room(name: &str, kind: RoomKind) -> NewRoom {
+pub(crate) fn new_room(name: &str, kind: RoomKind) -> NewRoom {
     NewRoom {
         id: uid(),
         name: name.to_string(),
@@ -54,13 +56,13 @@ fn new_room(name: &str, kind: RoomKind) -> NewRoom {
     }
 }
 
-async fn room(s: &dyn Store, name: &str, owner: Option<&str>) -> RoomRecord {
+pub(crate) async fn room(s: &dyn Store, name: &str, owner: Option<&str>) -> RoomRecord {
     let mut r = new_room(name, RoomKind::Public);
     r.created_by = owner.map(str::to_string);
     s.create_room(r, owner).await.expect("create_room")
 }
 
-fn new_msg(room_id: &str, author_id: &str, body: &str) -> NewMessage {
+pub(crate) fn new_msg(room_id: &str, author_id: &str, body: &str) -> NewMessage {
     NewMessage {
         id: uid(),
         room_id: room_id.to_string(),
@@ -76,14 +78,19 @@ fn new_msg(room_id: &str, author_id: &str, body: &str) -> NewMessage {
     }
 }
 
-fn created(i: Inserted) -> MessageRecord {
+pub(crate) fn created(i: Inserted) -> MessageRecord {
     match i {
         Inserted::Created { message, .. } => message,
         Inserted::Existing(m) => panic!("expected a new message, got the existing {}", m.id),
     }
 }
 
-async fn post(s: &dyn Store, room_id: &str, author_id: &str, body: &str) -> MessageRecord {
+pub(crate) async fn post(
+    s: &dyn Store,
+    room_id: &str,
+    author_id: &str,
+    body: &str,
+) -> MessageRecord {
     created(
         s.insert_message(new_msg(room_id, author_id, body))
             .await
@@ -91,17 +98,17 @@ async fn post(s: &dyn Store, room_id: &str, author_id: &str, body: &str) -> Mess
     )
 }
 
-fn seqs(ms: &[MessageRecord]) -> Vec<i64> {
+pub(crate) fn seqs(ms: &[MessageRecord]) -> Vec<i64> {
     ms.iter().map(|m| m.seq).collect()
 }
 
-fn ids(ms: &[MessageRecord]) -> Vec<String> {
+pub(crate) fn ids(ms: &[MessageRecord]) -> Vec<String> {
     ms.iter().map(|m| m.id.clone()).collect()
 }
 
 /// Opens connections on both nodes ahead of a race, so that the racing calls start
 /// together instead of being staggered by connection set-up.
-async fn warm_up(b: &Backend) {
+pub(crate) async fn warm_up(b: &Backend) {
     let pings: Vec<_> = (0..16)
         .map(|i| {
             let node = b.node(i);
@@ -111,16 +118,6 @@ async fn warm_up(b: &Backend) {
     for p in pings {
         p.await.unwrap().expect("ping");
     }
-}
-
-macro_rules! assert_err {
-    ($e:expr, $pat:pat) => {
-        match $e {
-            Err($pat) => {}
-            Err(other) => panic!("expected {}, got error {other:?}", stringify!($pat)),
-            Ok(v) => panic!("expected {}, got Ok({v:?})", stringify!($pat)),
-        }
-    };
 }
 
 // --- the store itself ---

@@ -3,11 +3,23 @@
 //! `HUBBUB_TEST_DATABASE_URL` is set (a fresh database per test, dropped afterwards
 //! even when the test fails).
 //!
-//! Each case is an `async fn(Backend)` in `cases.rs`; `conformance!` turns the list
-//! into `sqlite::<case>` and `postgres::<case>` tests.
+//! Each case is an `async fn(Backend)` in `cases.rs` (rich messaging and export/import:
+//! `rich.rs`); `conformance!` turns the list into `sqlite::<case>` and `postgres::<case>`
+//! tests.
+
+macro_rules! assert_err {
+    ($e:expr, $pat:pat) => {
+        match $e {
+            Err($pat) => {}
+            Err(other) => panic!("expected {}, got error {other:?}", stringify!($pat)),
+            Ok(v) => panic!("expected {}, got Ok({v:?})", stringify!($pat)),
+        }
+    };
+}
 
 mod backend;
 mod cases;
+mod rich;
 
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
@@ -61,4 +73,17 @@ conformance!(
     unread_counts,
     concurrent_inserts_get_dense_seqs,
     concurrent_same_client_id_stores_one,
+    // rich messaging (rich.rs)
+    reactions_add_remove_and_order,
+    pins_set_unset_and_list,
+    thread_pages,
+    mention_counts,
+    notification_levels_explicit_and_given,
+    dms_find_create_and_conflict,
+    concurrent_create_dm_makes_one,
+    search_scope_filters_and_snippets,
+    search_odd_terms_are_harmless,
+    attachments_claim_and_cleanup,
+    concurrent_reactions_pins_and_claims,
+    export_import_round_trip,
 );
