@@ -1,6 +1,8 @@
 //! Messages: send (idempotent by client_id, durable before visible, ordered per
 //! room), edit, delete, history, read state, and the resume snapshot.
 
+use std::sync::Arc;
+
 use super::error::{Error, OrNotFound, Result};
 use super::{Chat, markdown, validate};
 use crate::model::Message;
@@ -30,7 +32,7 @@ pub const RESUME_LIMIT: i64 = 1000;
 impl Chat {
     /// Stores a message and then fans it out. The reply (this return value) and the
     /// fan-out both happen only after the commit.
-    pub async fn send(&self, user: &UserRecord, req: SendMessage) -> Result<Message> {
+    pub async fn send(self: &Arc<Self>, user: &UserRecord, req: SendMessage) -> Result<Message> {
         let client_id = req
             .client_id
             .as_deref()
@@ -126,9 +128,13 @@ impl Chat {
                 metrics::counter!("hubbub_messages_total").increment(1);
                 drop(_order);
                 self.typing_done(&room.id, &user.id);
-                if let Err(e) = self.notify(&room, &msg).await {
-                    tracing::warn!(room = %room.id, error = ?e, "notifications failed");
-                }
+                // Notifications need a read or two; the sender's ack does not wait.
+                let (chat, note, target) = (self.clone(), msg.clone(), room.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = chat.notify(&target, &note).await {
+                        tracing::warn!(room = %target.id, error = ?e, "notifications failed");
+                    }
+                });
                 tracing::debug!(room = %room.id, seq = msg.seq, "message sent");
                 Ok(msg)
             }

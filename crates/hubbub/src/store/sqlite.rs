@@ -952,7 +952,16 @@ impl Store for SqliteStore {
             }
             None => None,
         };
-        let message = Self::message_tx(&mut tx, &msg.id).await?;
+        // A new message has no reactions yet; attachments only if it claimed some.
+        let row = sqlx::query(&format!("{} WHERE m.id = ?", message_select()))
+            .bind(&msg.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut message = [message_from(&row)?];
+        if !msg.attachment_ids.is_empty() {
+            load_extras(&mut tx, &mut message).await?;
+        }
+        let [message] = message;
         tx.commit().await?;
         Ok(Inserted::Created {
             message,
