@@ -45,6 +45,19 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// A byte count for people: "25 MiB", "97 KiB", "512 bytes".
+pub fn human_size(n: usize) -> String {
+    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / f64::from(1 << 20))
+    } else if n >= 1 << 10 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
 /// Short content hash used in cache-busting URLs.
 pub fn content_hash(bytes: &[u8]) -> String {
     hex::encode(&Sha256::digest(bytes)[..12])
@@ -61,6 +74,13 @@ mod tests {
         assert_eq!(s, "2023-11-14T22:13:20.123Z");
         assert_eq!(parse_rfc3339(&s), Some(ms));
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_size(25 << 20), "25 MiB");
+        assert_eq!(human_size(100_000), "97 KiB");
+        assert_eq!(human_size(5), "5 bytes");
     }
 
     #[test]

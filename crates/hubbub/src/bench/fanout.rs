@@ -79,6 +79,16 @@ pub struct FanoutArgs {
     #[arg(long)]
     pub server_pid: Option<u32>,
 
+    /// Repeat a step (up to --noisy-retries times) when other processes used more than
+    /// this share of a core (percent) during it: a shared machine's noise is not the
+    /// server's latency. Needs --server-pid. Every attempt is reported.
+    #[arg(long)]
+    pub max_foreign_cpu: Option<f64>,
+
+    /// How often a noisy step may be repeated.
+    #[arg(long, default_value_t = 3)]
+    pub noisy_retries: usize,
+
     /// Concurrent setup requests and connects.
     #[arg(long, default_value_t = 32)]
     pub setup_concurrency: usize,
@@ -437,7 +447,8 @@ pub(crate) async fn run(args: FanoutArgs, out: Output) -> anyhow::Result<()> {
     });
     let mut table = String::new();
     if !args.sweep {
-        let r = run_step(&ctx, 1, rate, duration, args.drain, out).await;
+        let mut id = 0;
+        let r = measure(&ctx, &args, 1, &mut id, rate, duration, out).await;
         let mut json = params;
         json["rate"] = json!(rate);
         json["duration_s"] = json!(duration);
@@ -459,8 +470,9 @@ pub(crate) async fn run(args: FanoutArgs, out: Output) -> anyhow::Result<()> {
     let mut best: Option<usize> = None;
     let mut stop_reason = String::from("reached --max-steps");
     let mut r_now = rate;
+    let mut id = 0;
     for step in 1..=args.max_steps as u32 {
-        let r = run_step(&ctx, step, r_now, duration, args.drain, out).await;
+        let r = measure(&ctx, &args, step, &mut id, r_now, duration, out).await;
         let failed = r.failure(args.p99_limit_ms);
         steps.push(r);
         match failed {
@@ -516,6 +528,41 @@ pub(crate) async fn run(args: FanoutArgs, out: Output) -> anyhow::Result<()> {
     table.push_str(&format!("stopped: {stop_reason}"));
     out.finish(&params, &table);
     Ok(())
+}
+
+/// Runs step number `step`, repeating it while other processes disturbed it (see
+/// --max-foreign-cpu). `id` numbers every attempt (message bodies carry it).
+async fn measure(
+    ctx: &Ctx,
+    args: &FanoutArgs,
+    step: u32,
+    id: &mut u32,
+    rate: f64,
+    duration: f64,
+    out: Output,
+) -> StepResult {
+    let mut discarded = Vec::new();
+    loop {
+        *id += 1;
+        let mut r = run_step(ctx, *id, rate, duration, args.drain, out).await;
+        r.json["step"] = json!(step);
+        let noisy = match (args.max_foreign_cpu, r.foreign_cpu()) {
+            (Some(max), Some(f)) => f > max,
+            _ => false,
+        };
+        if noisy && discarded.len() < args.noisy_retries {
+            out.note(&format!(
+                "step {step}: other processes used {:.0}% of a core; repeating it",
+                r.foreign_cpu().unwrap_or_default()
+            ));
+            discarded.push(r.json);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            continue;
+        }
+        r.json["attempts"] = json!(discarded.len() + 1);
+        r.json["discarded_noisy_attempts"] = Value::Array(discarded);
+        return r;
+    }
 }
 
 fn merge(into: &mut Value, from: &Value) {
@@ -718,6 +765,13 @@ struct StepResult {
 }
 
 impl StepResult {
+    /// CPU used by other processes during the step, in percent of one core (needs the
+    /// server's pid).
+    fn foreign_cpu(&self) -> Option<f64> {
+        let j = &self.json;
+        Some(j["machine_cpu_pct"].as_f64()? - j["server_cpu_pct"].as_f64()? - self.gen_cpu?)
+    }
+
     /// Why this step did not hold (None: it held).
     fn failure(&self, p99_limit_ms: f64) -> Option<String> {
         let mut why = Vec::new();
@@ -966,6 +1020,10 @@ async fn run_step(
         "server_cpu_pct": server_cpu_pct,
         "generator_cpu_pct": gen_cpu_pct,
         "machine_cpu_pct": machine_pct,
+        "foreign_cpu_pct": match (machine_pct, server_cpu_pct, gen_cpu_pct) {
+            (Some(m), Some(s), Some(g)) => Some(r1(m - s - g)),
+            _ => None,
+        },
         "loadavg_1m": stats::loadavg(),
         "error_samples": error_samples,
     });

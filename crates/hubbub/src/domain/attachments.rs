@@ -129,7 +129,12 @@ fn process(bytes: &[u8], declared: Option<&str>) -> Result<Processed> {
     limits.max_alloc = Some(512 * 1024 * 1024);
     reader.limits(limits);
     let img = reader.decode().map_err(|_| bad())?;
-    let thumb = img.thumbnail(THUMB, THUMB);
+    // Small images keep their size; larger ones shrink to fit THUMB × THUMB.
+    let thumb = if w > THUMB || h > THUMB {
+        img.thumbnail(THUMB, THUMB)
+    } else {
+        img
+    };
     let mut out = Cursor::new(Vec::new());
     if thumb.color().has_alpha() {
         thumb
@@ -195,8 +200,8 @@ impl Chat {
     ) -> Result<Attachment> {
         if bytes.len() > self.settings.max_attachment_bytes {
             return Err(Error::TooLarge(format!(
-                "attachments are limited to {} MiB",
-                self.settings.max_attachment_bytes / (1024 * 1024)
+                "attachments are limited to {}",
+                crate::util::human_size(self.settings.max_attachment_bytes)
             )));
         }
         self.limits.write(&user.id)?;
@@ -378,6 +383,12 @@ mod tests {
         let (_, thumb) = p.thumb.unwrap();
         let t = image::load_from_memory(&thumb).unwrap();
         assert_eq!((t.width(), t.height()), (400, 100));
+        let small = image::RgbImage::from_pixel(64, 32, image::Rgb([9, 9, 9]));
+        let mut out = Cursor::new(Vec::new());
+        small.write_to(&mut out, ImageFormat::Png).unwrap();
+        let (_, thumb) = process(&out.into_inner(), None).unwrap().thumb.unwrap();
+        let t = image::load_from_memory(&thumb).unwrap();
+        assert_eq!((t.width(), t.height()), (64, 32), "never enlarged");
     }
 
     #[test]

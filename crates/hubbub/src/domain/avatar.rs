@@ -25,8 +25,8 @@ pub struct Processed {
 pub fn process(bytes: &[u8], max_bytes: usize) -> Result<Processed> {
     if bytes.len() > max_bytes {
         return Err(Error::TooLarge(format!(
-            "avatar is larger than {} MiB",
-            max_bytes / (1024 * 1024)
+            "avatar is larger than {}",
+            crate::util::human_size(max_bytes)
         )));
     }
     let reader = ImageReader::new(Cursor::new(bytes))
@@ -106,8 +106,8 @@ pub fn decode_data_url(url: &str, max_bytes: usize) -> Result<Vec<u8>> {
     // base64 is 4/3 of the bytes: refuse before decoding anything oversized.
     if data.len() / 4 * 3 > max_bytes + 3 {
         return Err(Error::TooLarge(format!(
-            "avatar is larger than {} MiB",
-            max_bytes / (1024 * 1024)
+            "avatar is larger than {}",
+            crate::util::human_size(max_bytes)
         )));
     }
     base64::engine::general_purpose::STANDARD

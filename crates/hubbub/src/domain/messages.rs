@@ -182,8 +182,12 @@ impl Chat {
     }
 
     pub async fn edit(&self, user: &UserRecord, id: &str, body: &str) -> Result<Message> {
-        let body = validate::body(body, self.settings.max_message_chars, false)?;
         let (msg, room, member) = self.visible_message(user, id).await?;
+        let body = validate::body(
+            body,
+            self.settings.max_message_chars,
+            !msg.attachments.is_empty(),
+        )?;
         if msg.author.id != user.id {
             return Err(Error::forbidden("you can only edit your own messages"));
         }

@@ -5,10 +5,7 @@ use std::collections::HashMap;
 use super::error::{Error, OrNotFound, Result};
 use super::{Chat, validate};
 use crate::model::{Message, Room, SearchResult};
-use crate::store::{
-    MessageRecord, NewRoom, Role, RoomKind, RoomRecord, SNIPPET_END, SNIPPET_START, StoreError,
-    UserRecord,
-};
+use crate::store::{MessageRecord, NewRoom, Role, RoomKind, RoomRecord, StoreError, UserRecord};
 use crate::util::{new_id, now_ms};
 use crate::wire::{Event, ReactionChange};
 
@@ -151,9 +148,10 @@ impl Chat {
         if msg.deleted {
             return Err(Error::not_found("message"));
         }
-        if member.is_none() {
+        let Some(member) = member else {
             return Err(Error::forbidden("you are not a member of this room"));
-        }
+        };
+        Self::check_open(user, &room, &member)?;
         self.limits.write(&user.id)?;
         let lock = self.order_lock(&room.id);
         let _order = lock.lock().await;
@@ -347,6 +345,16 @@ impl Chat {
         ids.sort();
         let key = ids.join(",");
         if let Some(room) = self.store.dm_by_key(&key).await? {
+            // Whoever left the DM comes back when it is opened again.
+            for u in others.iter().chain([user]) {
+                if self
+                    .store
+                    .add_member(&room.id, &u.id, Role::Member, now_ms())
+                    .await?
+                {
+                    self.after_join(&room.id, u).await?;
+                }
+            }
             return self.room(user, &room.id).await;
         }
         self.limits.write(&user.id)?;
@@ -409,7 +417,7 @@ impl Chat {
             .into_iter()
             .map(|h| SearchResult {
                 message: Message::for_viewer(&h.message, &user.id),
-                snippet: snippet_html(&h.snippet),
+                snippet: snippet(&h.message.body, &terms),
             })
             .collect())
     }
@@ -422,13 +430,13 @@ impl Chat {
     }
 }
 
-/// Escapes the snippet text and turns the store's match markers into `<mark>`.
-pub fn snippet_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 16);
+/// How much text a snippet shows around its first match.
+const SNIPPET_BEFORE: usize = 40;
+const SNIPPET_LEN: usize = 160;
+
+fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
-            SNIPPET_START => out.push_str("<mark>"),
-            SNIPPET_END => out.push_str("</mark>"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
@@ -437,21 +445,99 @@ pub fn snippet_html(s: &str) -> String {
             c => out.push(c),
         }
     }
+}
+
+/// A search snippet: the body around the first match, HTML-escaped, with `<mark>`
+/// around every word that starts with a search term. Built here rather than by the
+/// engines so both backends show the same text (FTS5 and `ts_headline` tokenize
+/// punctuation differently).
+pub fn snippet(body: &str, terms: &[String]) -> String {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    // Word spans as (byte start, byte end).
+    let mut words = Vec::new();
+    let mut start = None;
+    for (i, c) in body.char_indices() {
+        match (is_word(c), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                words.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        words.push((s, body.len()));
+    }
+    let marked: Vec<(usize, usize)> = words
+        .into_iter()
+        .filter(|(s, e)| {
+            let w = body[*s..*e].to_lowercase();
+            terms
+                .iter()
+                .any(|t| !t.is_empty() && w.starts_with(t.as_str()))
+        })
+        .collect();
+    // The window, in chars, around the first match.
+    let first_char = marked
+        .first()
+        .map(|(s, _)| body[..*s].chars().count())
+        .unwrap_or(0);
+    let from_char = first_char.saturating_sub(SNIPPET_BEFORE);
+    let offsets: Vec<usize> = body
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([body.len()])
+        .collect();
+    let total = offsets.len() - 1;
+    let to_char = (from_char + SNIPPET_LEN).min(total);
+    let (from, to) = (offsets[from_char], offsets[to_char]);
+    let mut out = String::with_capacity(SNIPPET_LEN + 32);
+    if from > 0 {
+        out.push('…');
+    }
+    let mut at = from;
+    for (s, e) in marked.iter().filter(|(s, e)| *s >= from && *e <= to) {
+        escape_into(&mut out, &body[at..*s]);
+        out.push_str("<mark>");
+        escape_into(&mut out, &body[*s..*e]);
+        out.push_str("</mark>");
+        at = *e;
+    }
+    escape_into(&mut out, &body[at..to]);
+    if to < body.len() {
+        out.push('…');
+    }
     out
 }
 
 #[cfg(test)]
 mod tests {
+    use super::snippet;
+
     #[test]
     fn snippets_are_escaped_and_marked() {
-        let s = format!(
-            "a <b> {}fox{} & \"x\"",
-            super::SNIPPET_START,
-            super::SNIPPET_END
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            snippet("use <b>bold</b>, says the Walrus", &t(&["walrus"])),
+            "use &lt;b&gt;bold&lt;/b&gt;, says the <mark>Walrus</mark>"
         );
         assert_eq!(
-            super::snippet_html(&s),
-            "a &lt;b&gt; <mark>fox</mark> &amp; &quot;x&quot;"
+            snippet(
+                "mail bob@corp.io or read example.com/docs",
+                &t(&["corp", "doc"])
+            ),
+            "mail bob@<mark>corp</mark>.io or read example.com/<mark>docs</mark>"
+        );
+        let long = format!("{} needle {}", "a ".repeat(100), "b ".repeat(100));
+        let s = snippet(&long, &t(&["needle"]));
+        assert!(
+            s.starts_with('…') && s.ends_with('…') && s.contains("<mark>needle</mark>"),
+            "{s}"
+        );
+        assert_eq!(
+            snippet("héllo wörld", &t(&["wö"])),
+            "héllo <mark>wörld</mark>"
         );
     }
 }

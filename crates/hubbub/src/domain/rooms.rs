@@ -324,7 +324,24 @@ impl Chat {
         if room.is_default {
             return Err(Error::forbidden("the default room cannot be deleted"));
         }
+        // The room's files go with it: collect them before the rows disappear.
+        let mut files = Vec::new();
+        let mut seq = 0;
+        loop {
+            let page = self
+                .store
+                .history(room_id, crate::store::HistoryCursor::After(seq), 500)
+                .await?;
+            for m in page.messages {
+                seq = m.seq;
+                files.extend(m.attachments);
+            }
+            if !page.has_more {
+                break;
+            }
+        }
         self.store.delete_room(room_id).await?;
+        self.remove_files(&files).await;
         let frame = Event::RoomRemoved {
             room_id,
             reason: "deleted",

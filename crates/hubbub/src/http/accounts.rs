@@ -140,8 +140,12 @@ pub async fn put_avatar(
     req: Request,
 ) -> ApiResult<axum::Json<User>> {
     let max = state.chat.settings.max_avatar_bytes;
-    let too_large =
-        || Error::TooLarge(format!("avatar is larger than {} MiB", max / (1024 * 1024)));
+    let too_large = || {
+        Error::TooLarge(format!(
+            "avatar is larger than {}",
+            crate::util::human_size(max)
+        ))
+    };
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)

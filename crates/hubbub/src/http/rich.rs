@@ -165,8 +165,8 @@ pub async fn upload(
     let max = state.chat.settings.max_attachment_bytes;
     let too_large = || {
         Error::TooLarge(format!(
-            "attachments are limited to {} MiB",
-            max / (1024 * 1024)
+            "attachments are limited to {}",
+            crate::util::human_size(max)
         ))
     };
     let malformed = |e: axum::extract::multipart::MultipartError| {
