@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use metrics_exporter_prometheus::PrometheusHandle;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 
 use crate::cluster::Cluster;
@@ -110,10 +111,14 @@ impl Application {
             chat: self.chat.clone(),
             metrics: self.metrics,
         });
-        axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
+        // Chat frames are small and latency-bound: never let Nagle's algorithm hold
+        // one back waiting for the peer's delayed ACK (~40 ms).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: closing connections");

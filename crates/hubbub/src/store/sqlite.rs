@@ -21,7 +21,14 @@ use super::*;
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    /// Stops the background checkpointer.
+    stop: tokio_util::sync::CancellationToken,
 }
+
+/// The writer checkpoints only as a safety net (≈ 40 MiB of WAL); normally a
+/// background connection copies the WAL into the database every second, so the
+/// writer never pays for the checkpoint's fsync in the middle of a send.
+const WRITER_AUTOCHECKPOINT_PAGES: &str = "10000";
 
 const USER_COLS: &str = "u.id AS u_id, u.kind AS u_kind, u.username AS u_username, \
     u.display_name AS u_display_name, u.password_hash AS u_password_hash, u.bio AS u_bio, \
@@ -229,7 +236,7 @@ impl SqliteStore {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts.clone())
+            .connect_with(opts.clone().pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES))
             .await
             .with_context(|| format!("cannot open SQLite database {url}"))?;
         sqlx::migrate!("migrations/sqlite")
@@ -239,10 +246,31 @@ impl SqliteStore {
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts.read_only(true))
+            .connect_with(opts.clone().read_only(true))
             .await
             .context("cannot open SQLite read pool")?;
-        Ok(SqliteStore { write, read })
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts)
+            .await
+            .context("cannot open SQLite checkpoint connection")?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let token = stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                // PASSIVE never blocks the writer or readers.
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&checkpointer).await {
+                    tracing::debug!(error = %e, "background checkpoint failed");
+                }
+            }
+            checkpointer.close().await;
+        });
+        Ok(SqliteStore { write, read, stop })
     }
 
     async fn message_tx(tx: &mut Transaction<'_, Sqlite>, id: &str) -> StoreResult<MessageRecord> {
@@ -254,6 +282,22 @@ impl SqliteStore {
         load_extras(&mut *tx, &mut m).await?;
         let [m] = m;
         Ok(m)
+    }
+
+    /// Like `messages_read`, on the writer: sees the writer's latest commit for sure.
+    async fn messages_write(&self, sql: &str, binds: Vec<Bind<'_>>) -> StoreResult<Vec<MessageRecord>> {
+        let mut conn = self.write.acquire().await?;
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = match b {
+                Bind::Str(s) => q.bind(s),
+                Bind::Int(i) => q.bind(i),
+            };
+        }
+        let rows = q.fetch_all(&mut *conn).await?;
+        let mut out = rows.iter().map(message_from).collect::<StoreResult<Vec<_>>>()?;
+        load_extras(&mut conn, &mut out).await?;
+        Ok(out)
     }
 
     /// Messages read on the read pool, with their reactions and attachments.
@@ -363,6 +407,7 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        self.stop.cancel();
         // Fold the WAL back into the main file so a stopped server leaves one file.
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.write)
@@ -883,22 +928,13 @@ impl Store for SqliteStore {
 
     async fn insert_message(&self, msg: NewMessage) -> StoreResult<Inserted> {
         let mut tx = self.write.begin().await?;
-        if let Some(cid) = &msg.client_id {
-            let existing: Option<String> =
-                sqlx::query_scalar("SELECT id FROM messages WHERE author_id = ? AND client_id = ?")
-                    .bind(&msg.author_id)
-                    .bind(cid)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(id) = existing {
-                let rec = Self::message_tx(&mut tx, &id).await?;
-                return Ok(Inserted::Existing(rec));
-            }
-        }
         let (seq, pos) = Self::bump_room(&mut tx, &msg.room_id, true).await?;
-        sqlx::query(
+        // A repeated (author, client_id) inserts nothing; the transaction is then
+        // dropped (rolled back, so seq and pos are not used) and the original returned.
+        let inserted = sqlx::query(
             "INSERT INTO messages (id, room_id, seq, pos, author_id, body, html, created_at, \
-             reply_to, thread_root, client_id, mentions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             reply_to, thread_root, client_id, mentions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (author_id, client_id) WHERE client_id IS NOT NULL DO NOTHING",
         )
         .bind(&msg.id)
         .bind(&msg.room_id)
@@ -913,7 +949,19 @@ impl Store for SqliteStore {
         .bind(&msg.client_id)
         .bind(serde_json::to_string(&msg.mentions).context("mentions")?)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            drop(tx);
+            let cid = msg.client_id.as_deref().unwrap_or("");
+            let sql = format!("{} WHERE m.author_id = ? AND m.client_id = ?", message_select());
+            let rec = self
+                .messages_write(&sql, vec![Bind::Str(&msg.author_id), Bind::Str(cid)])
+                .await?
+                .pop()
+                .ok_or(StoreError::NotFound)?;
+            return Ok(Inserted::Existing(rec));
+        }
         Self::write_mentions(&mut tx, &msg.id, &msg.room_id, seq, &msg.mentions).await?;
         if !msg.attachment_ids.is_empty() {
             let sql = format!(
