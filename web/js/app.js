@@ -1,500 +1,487 @@
-// The signed-in app: wires the gateway connection and the REST API to the store,
-// and the store to the views. Views stay thin; state rules live in store.js and
-// delivery rules in connection.js.
+// The signed-in app: wires the gateway and REST to the store, and the store to the
+// views. It is also the views' `actions` and the dialogs' context.
 
-import { api } from './api.js';
-import { Connection } from './connection.js';
-import { Store } from './store.js';
-import { copyText, displayName, el, hydrateIcons, icon, uuid } from './util.js';
-import { ComposerView } from './views/composer.js';
+import {api} from './api.js';
+import {Connection} from './connection.js';
+import {Store} from './store.js';
+import {copyText, displayName, el, hydrateIcons, icon, popover, toast, uuid} from './util.js';
+import {ComposerView} from './views/composer.js';
 import * as dialogs from './views/dialogs.js';
-import { HeaderView } from './views/header.js';
-import { MembersView } from './views/members.js';
-import { MessagesView } from './views/messages.js';
-import { RoomsView } from './views/rooms.js';
+import {HeaderView} from './views/header.js';
+import {MembersView} from './views/members.js';
+import {MessagesView} from './views/messages.js';
+import {RoomsView} from './views/rooms.js';
+import {ThreadView} from './views/thread.js';
 
-const KEY = { room: 'hubbub-last-room', notify: 'hubbub-notify', theme: 'hubbub-theme', members: 'hubbub-members-hidden' };
+const KEY = {room: 'hubbub-last-room', notify: 'hubbub-notify', theme: 'hubbub-theme'};
 const ENDED = 'Your session has ended. Join again to continue.';
-const store_ = {
-  get: (k) => {
-    try {
-      return localStorage.getItem(k);
-    } catch {
-      return null;
-    }
-  },
-  set: (k, v) => {
-    try {
-      v == null ? localStorage.removeItem(k) : localStorage.setItem(k, v);
-    } catch {}
-  },
+const saved = (k, v) => {
+	try {
+		if (v === undefined) return localStorage.getItem(k);
+		v == null ? localStorage.removeItem(k) : localStorage.setItem(k, v);
+	} catch {}
 };
 
 export const roomIdFromPath = () => decodeURIComponent(location.pathname.match(/^\/r\/([^/]+)\/?$/)?.[1] || '') || null;
 
-export function toast(message, kind = 'info') {
-  const t = el(`div.toast.toast-${kind}`, icon(kind === 'error' ? 'x' : 'check'), el('span', message));
-  document.getElementById('toasts')?.append(t);
-  setTimeout(() => (t.classList.add('leaving'), setTimeout(() => t.remove(), 300)), 4000);
-}
+const attempt = (what, p) => p.then(v => v ?? true, e => (toast(`${what}: ${e.message}`, 'error'), false));
 
 export class App {
-  constructor(root, user, onSignedOut) {
-    Object.assign(this, { root, onSignedOut, store: new Store(), conn: new Connection(), activeId: null, link: roomIdFromPath(), started: false, queued: new Set() });
-    this.store.setMe(user);
-  }
+	constructor(root, user, onSignedOut) {
+		Object.assign(this, {root, onSignedOut, store: new Store(), conn: new Connection(), activeId: null, link: roomIdFromPath(), started: false, queued: new Set(), toast});
+		this.store.setMe(user);
+	}
 
-  start() {
-    this.root.replaceChildren(document.getElementById('tpl-app').content.cloneNode(true));
-    hydrateIcons(this.root);
-    const $ = (this.$ = (r) => this.root.querySelector(`[data-ref="${r}"]`));
-    const { store } = this;
-    this.appEl = $('app');
-    this.typingEl = $('typing');
-    this.header = new HeaderView({ conn: $('conn'), connText: $('conn-text'), roomName: $('room-name'), roomTopic: $('room-topic'), invite: $('invite'),
-      copyLink: $('copy-link'), leave: $('leave'), memberCount: $('member-count'), toggleMembers: $('toggle-members'), banner: $('banner') }, store);
-    this.roomsView = new RoomsView($('nav'), store, (id) => this.openRoom(id));
-    this.membersView = new MembersView($('members-body'), store, (id) => dialogs.userCard(this.ctx(), id));
-    this.messagesView = new MessagesView($('log'), $('jump'), store, {
-      onBottom: () => this.markRead(),
-      loadOlder: (id) => this.loadOlder(id),
-      reply: (m) => (this.composer.setReply(m), this.composer.focus()),
-      copy: async (m) => toast((await copyText(m.body || '')) ? 'Message copied' : 'Could not copy'),
-      edit: (m, body) => this.editMessage(m, body),
-      remove: (m) => this.deleteMessage(m),
-      react: (m, emoji, add) => this.conn.request({ type: 'react', message_id: m.id, emoji, add }).catch((e) => toast(`Could not react: ${e.message}`, 'error')),
-      retry: (m) => store.setPendingFailed(m.room_id, m.client_id, null) && this.transmit(m),
-      discard: (m) => (this.conn.discard(m.client_id), store.removePending(m.room_id, m.client_id)),
-      openUser: (id) => dialogs.userCard(this.ctx(), id),
-      toast,
-      focusComposer: () => this.composer.focus(),
-      isConnected: () => this.conn.connected,
-    });
-    this.composer = new ComposerView({ form: $('composer'), input: $('input'), send: $('send'), reply: $('reply'), replyText: $('reply-text'), replyCancel: $('reply-cancel') }, store, {
-      send: (roomId, body, replyTo) => this.send(roomId, body, replyTo),
-      typing: (roomId, active) => this.conn.notify({ type: 'typing', room_id: roomId, active }),
-      editLast: () => this.messagesView.editLast(),
-    });
+	start() {
+		this.root.replaceChildren(document.getElementById('tpl-app').content.cloneNode(true));
+		hydrateIcons(this.root);
+		const $ = (this.$ = r => this.root.querySelector(`[data-ref="${r}"]`));
+		const refs = (...names) => Object.fromEntries(names.map(n => [n.replace(/-(\w)/g, (_, c) => c.toUpperCase()), $(n)]));
+		const {store} = this;
+		this.appEl = $('app');
+		this.typingEl = $('typing');
+		this.header = new HeaderView(refs('conn', 'conn-text', 'room-name', 'room-topic', 'invite', 'pins', 'notify', 'copy-link', 'leave', 'member-count', 'toggle-members', 'banner'), store);
+		this.roomsView = new RoomsView($('nav'), store, this);
+		this.membersView = new MembersView($('members-body'), store, this);
+		this.messagesView = new MessagesView($('log'), $('jump'), store, this);
+		this.composer = new ComposerView({form: $('composer'), input: $('input'), send: $('send'), ...refs('reply', 'reply-text', 'reply-cancel', 'chips', 'attach')}, store, this);
+		const replies = new ComposerView({form: $('thread-form'), input: $('thread-input'), send: $('thread-send'), placeholder: 'Reply…'}, store, this);
+		this.threadView = new ThreadView({panel: $('thread'), list: $('thread-list')}, store, this.messagesView, replies, (open, refocus) => {
+			this.appEl.classList.toggle('thread-open', open);
+			if (!open && refocus) this.composer.focus();
+		});
 
-    // Store → views, batched per microtask.
-    store.on('rooms', () => this.schedule('rooms', 'header'));
-    store.on('messages', (id) => this.schedule('rooms', id === this.activeId && 'messages'));
-    store.on('users', () => this.schedule('members', 'messages', 'me', 'typing', 'header'));
-    store.on('members', (id) => this.schedule(id === this.activeId && 'members', store.room(id)?.kind === 'dm' && 'rooms', 'header'));
-    store.on('typing', (id) => this.schedule(id === this.activeId && 'typing'));
-    store.on('me', () => this.schedule('me'));
+		const active = (id, part) => id === this.activeId && part;
+		store.on('rooms', () => this.schedule('rooms', 'header'));
+		store.on('messages', id => this.schedule('rooms', active(id, 'messages'), id === this.threadView.roomId && 'thread'));
+		store.on('users', () => this.schedule('members', 'messages', 'thread', 'me', 'typing', 'header'));
+		store.on('members', id => this.schedule(active(id, 'members'), active(id, 'messages'), store.room(id)?.kind === 'dm' && 'rooms', 'header'));
+		store.on('typing', id => this.schedule(active(id, 'typing')));
+		store.on('me', () => this.schedule('me'));
 
-    this.wireChrome();
-    this.wireConnection();
-    this.renderMe();
-    this.conn.start();
-  }
+		this.wireChrome();
+		this.wireConnection();
+		this.renderMe();
+		this.conn.start();
+	}
 
-  schedule(...parts) {
-    const empty = !this.queued.size;
-    for (const p of parts) if (p) this.queued.add(p);
-    if (empty && this.queued.size) queueMicrotask(() => {
-      const parts = [...this.queued];
-      this.queued.clear();
-      if (this.started || parts.includes('me')) for (const p of parts) this.renderPart(p);
-    });
-  }
+	onBottom = () => this.markRead();
+	openThread = m => this.threadView.open(m.room_id, m.id);
+	rerender = () => (this.messagesView.render(), this.threadView.render());
+	reply = m => (this.composer.setReply(m), this.composer.focus());
+	copy = async m => toast((await copyText(m.body || '')) ? 'Message copied' : 'Could not copy');
+	edit = (m, body) => attempt('Could not edit', this.conn.request({type: 'edit', message_id: m.id, body})).then(msg => msg && (this.store.applyMessage(msg), true));
+	remove = m => attempt('Could not delete', this.conn.request({type: 'delete', message_id: m.id})).then(ok => ok && this.store.applyDeleted({room_id: m.room_id, message_id: m.id, seq: m.seq}));
+	react = (m, emoji, add) => attempt('Could not react', this.conn.request({type: 'react', message_id: m.id, emoji, add}));
+	retry = m => this.store.setPendingFailed(m.room_id, m.client_id, null) && this.transmit(m);
+	discard = m => (this.conn.discard(m.client_id), this.store.removePending(m.room_id, m.client_id));
+	openUser = id => dialogs.userCard(this, id);
+	newDm = () => dialogs.newDm(this);
+	focusComposer = () => this.composer.focus();
+	isConnected = () => this.conn.connected;
+	typing = (room_id, active) => this.conn.notify({type: 'typing', room_id, active});
+	editLast = () => this.messagesView.editLast();
+	onProfile = user => user?.id && this.store.setMe(user);
 
-  renderPart(part) {
-    if (part === 'rooms') this.roomsView.render();
-    else if (part === 'members') this.membersView.render();
-    else if (part === 'me') this.renderMe();
-    else if (part === 'typing') this.renderTyping();
-    else if (part === 'messages' && this.activeId) {
-      this.messagesView.render();
-      this.markRead();
-    } else if (part === 'header') {
-      if (this.activeId) this.header.render(this.activeId), this.updateGate();
-      document.title = this.header.title();
-    }
-  }
+	schedule(...parts) {
+		const empty = !this.queued.size;
+		for (const p of parts) if (p) this.queued.add(p);
+		if (empty && this.queued.size) queueMicrotask(() => {
+			const parts = [...this.queued];
+			this.queued.clear();
+			if (this.started || parts.includes('me')) for (const p of parts) this.renderPart(p);
+		});
+	}
 
-  /** What the dialogs work with. */
-  ctx() {
-    return {
-      store: this.store,
-      onJoined: (room) => this.onRoomJoined(room),
-      onOpen: (id) => this.openRoom(id),
-      onProfile: (user) => user?.id && this.store.setMe(user),
-      startDm: (id) => this.startDm(id),
-      notificationsEnabled: () => this.notificationsEnabled(),
-      setNotifications: (on) => this.setNotifications(on),
-    };
-  }
+	renderPart(part) {
+		if (part === 'messages') return this.activeId && (this.messagesView.render(), this.markRead());
+		if (part === 'header') return this.activeId && (this.header.render(this.activeId), this.updateGate()), (document.title = this.header.title());
+		({rooms: this.roomsView, members: this.membersView, thread: this.threadView, me: {render: () => this.renderMe()}, typing: {render: () => this.renderTyping()}})[part].render();
+	}
 
-  wireChrome() {
-    const { $ } = this;
-    const on = (ref, fn) => $(ref).addEventListener('click', fn);
-    on('browse', () => dialogs.browseRooms(this.ctx()));
-    on('create', () => dialogs.createRoom(this.ctx()));
-    on('profile', () => dialogs.profile(this.ctx()));
-    on('logout', () => this.signOut());
-    on('theme', () => this.toggleTheme());
-    on('invite', () => this.store.room(this.activeId) && dialogs.invite(this.ctx(), this.store.room(this.activeId)));
-    on('copy-link', async () => toast((await copyText(`${location.origin}/r/${encodeURIComponent(this.activeId)}`)) ? 'Room link copied' : 'Could not copy the link'));
-    on('leave', () => this.leaveRoom());
-    on('toggle-rooms', () => this.setDrawer(this.appEl.dataset.drawer === 'rooms' ? '' : 'rooms'));
-    on('close-members', () => this.setDrawer(''));
-    on('scrim', () => this.setDrawer(''));
-    on('toggle-members', () => {
-      if (this.narrow.matches) return this.setDrawer(this.appEl.dataset.drawer === 'members' ? '' : 'members');
-      const hidden = this.appEl.classList.toggle('members-hidden');
-      $('toggle-members').setAttribute('aria-expanded', !hidden);
-      store_.set(KEY.members, hidden ? '1' : null);
-    });
-    if (store_.get(KEY.members)) {
-      this.appEl.classList.add('members-hidden');
-      $('toggle-members').setAttribute('aria-expanded', 'false');
-    }
-    $('create').hidden = this.store.me.kind === 'guest';
-    this.narrow = matchMedia('(max-width: 767.98px)');
-    this.dark = matchMedia('(prefers-color-scheme: dark)');
-    // Window-level listeners, removed on teardown.
-    this.listeners = [
-      [document, 'keydown', (e) => e.key === 'Escape' && this.appEl.dataset.drawer && !document.querySelector('dialog[open]') && this.setDrawer('')],
-      [window, 'focus', () => this.markRead()],
-      [document, 'visibilitychange', () => this.markRead()],
-      [window, 'popstate', () => {
-        const id = roomIdFromPath();
-        if (id && id !== this.activeId && this.store.room(id)) this.openRoom(id, false);
-      }],
-      [this.narrow, 'change', () => this.setDrawer('')],
-      [this.dark, 'change', () => this.renderTheme()],
-    ];
-    for (const [t, ev, fn] of this.listeners) t.addEventListener(ev, fn);
-    this.renderTheme();
-  }
+	wireChrome() {
+		const {$, store} = this;
+		const room = () => store.room(this.activeId);
+		const drawer = d => () => this.setDrawer(this.appEl.dataset.drawer === d ? '' : d);
+		const clicks = {
+			browse: () => dialogs.browseRooms(this),
+			search: () => dialogs.search(this, this.activeId),
+			pins: () => room() && dialogs.pins(this, room()),
+			notify: e => this.notifyMenu(e.currentTarget),
+			'close-thread': () => this.threadView.close(),
+			create: () => dialogs.createRoom(this),
+			profile: () => dialogs.profile(this),
+			logout: () => this.signOut(),
+			theme: () => this.toggleTheme(),
+			invite: () => room() && dialogs.invite(this, room()),
+			'copy-link': async () => toast((await copyText(`${location.origin}/r/${encodeURIComponent(this.activeId)}`)) ? 'Room link copied' : 'Could not copy the link'),
+			leave: () => this.leaveRoom(),
+			'toggle-rooms': drawer('rooms'),
+			'close-members': () => this.setDrawer(''),
+			scrim: () => this.setDrawer(''),
+			'toggle-members': e => (this.narrow.matches ? drawer('members')() : e.currentTarget.setAttribute('aria-expanded', !this.appEl.classList.toggle('members-hidden'))),
+		};
+		for (const [ref, fn] of Object.entries(clicks)) $(ref).addEventListener('click', fn);
+		$('create').hidden = store.me.kind === 'guest';
+		const conv = this.root.querySelector('.conversation');
+		const files = e => e.dataTransfer?.types.includes('Files');
+		let depth = 0;
+		const drag = d => (depth = Math.max(0, depth + d)) ? (conv.dataset.drop = '') : delete conv.dataset.drop;
+		conv.addEventListener('dragenter', e => files(e) && drag(1));
+		conv.addEventListener('dragleave', e => files(e) && drag(-1));
+		conv.addEventListener('dragover', e => files(e) && e.preventDefault());
+		conv.addEventListener('drop', e => files(e) && (e.preventDefault(), drag(-depth), this.composer.addFiles([...e.dataTransfer.files])));
+		this.narrow = matchMedia('(max-width: 767.98px)');
+		this.dark = matchMedia('(prefers-color-scheme: dark)');
+		this.listeners = [
+			[document, 'keydown', e => {
+				if (e.key !== 'Escape' || document.querySelector('dialog[open]')) return;
+				if (this.appEl.dataset.drawer) this.setDrawer('');
+				else if ($('thread').contains(document.activeElement)) this.threadView.close();
+			}],
+			[window, 'focus', () => this.markRead()],
+			[document, 'visibilitychange', () => this.markRead()],
+			[window, 'popstate', () => {
+				const id = roomIdFromPath();
+				if (id && id !== this.activeId && store.room(id)) this.openRoom(id, false);
+			}],
+			[this.narrow, 'change', () => this.setDrawer('')],
+			[this.dark, 'change', () => this.renderTheme()],
+		];
+		for (const [t, ev, fn] of this.listeners) t.addEventListener(ev, fn);
+		this.renderTheme();
+	}
 
-  setDrawer(which) {
-    const { $ } = this;
-    this.appEl.dataset.drawer = which;
-    $('scrim').hidden = !which;
-    $('toggle-rooms').setAttribute('aria-expanded', which === 'rooms');
-    if (this.narrow.matches) $('toggle-members').setAttribute('aria-expanded', which === 'members');
-    if (which === 'rooms') $('nav').querySelector('a')?.focus();
-    if (which === 'members') $('close-members').focus();
-  }
+	setDrawer(which) {
+		const {$} = this;
+		this.appEl.dataset.drawer = which;
+		$('scrim').hidden = !which;
+		$('toggle-rooms').setAttribute('aria-expanded', which === 'rooms');
+		if (this.narrow.matches) $('toggle-members').setAttribute('aria-expanded', which === 'members');
+		if (which === 'rooms') $('nav').querySelector('a')?.focus();
+		if (which === 'members') $('close-members').focus();
+	}
 
-  // ---- connection ----
+	wireConnection() {
+		const {conn, store} = this;
+		conn.addEventListener('state', ({detail: {state}}) => {
+			this.header.setConnection(state);
+			if (state !== 'connected') for (const id of store.typing.keys()) store.setTyping(id, []);
+			this.schedule('messages');
+		});
+		conn.addEventListener('ready', e => this.onReady(e.detail.frame, e.detail.reconnect));
+		conn.addEventListener('event', e => this.onEvent(e.detail.frame));
+		conn.addEventListener('unauthorized', () => this.end(ENDED));
+	}
 
-  wireConnection() {
-    const { conn, store } = this;
-    conn.addEventListener('state', ({ detail: { state } }) => {
-      this.header.setConnection(state);
-      // Typing state lives on the server; without it, ours is stale.
-      if (state !== 'connected') for (const id of store.typing.keys()) store.setTyping(id, []);
-      this.schedule('messages');
-    });
-    conn.addEventListener('ready', (e) => this.onReady(e.detail.frame, e.detail.reconnect));
-    conn.addEventListener('event', (e) => this.onEvent(e.detail.frame));
-    conn.addEventListener('unauthorized', () => this.end(ENDED));
-  }
+	async onReady(frame, reconnect) {
+		const {store, conn} = this;
+		store.applyReady(frame);
+		if (reconnect) {
+			try {
+				const res = await conn.request({type: 'resume', rooms: store.resumeState()}, 30000);
+				for (const r of res?.rooms || []) if (store.applyResume(r) && r.room_id === this.activeId) this.loadNewest(r.room_id);
+			} catch {
+				// No resume: refetch what is on screen.
+				if (this.activeId) store.timeline(this.activeId).clear(), this.loadNewest(this.activeId);
+			}
+			for (const id of [...store.members.keys()]) if (id !== this.activeId && store.room(id)?.kind !== 'dm') store.members.delete(id);
+			if (store.room(this.activeId)) this.loadMembers(this.activeId);
+		}
+		conn.flushOutbox();
+		for (const r of store.rooms.values()) if (r.kind === 'dm' && !store.members.has(r.id)) this.loadMembers(r.id);
+		if (!this.started) {
+			this.started = true;
+			this.roomsView.render();
+			const link = this.link;
+			this.link = null;
+			if (link && store.room(link)) this.openRoom(link, false);
+			else if (!link || !(await this.joinFromLink(link))) this.openDefault();
+		} else if (!store.room(this.activeId)) this.openDefault();
+		else this.schedule('messages', 'members');
+		this.markRead();
+	}
 
-  async onReady(frame, reconnect) {
-    const { store, conn } = this;
-    store.applyReady(frame);
-    if (reconnect) {
-      try {
-        const res = await conn.request({ type: 'resume', rooms: store.resumeState() }, 30000);
-        for (const r of res?.rooms || []) if (store.applyResume(r) && r.room_id === this.activeId) this.loadNewest(r.room_id);
-      } catch {
-        // No resume: refetch what is on screen instead.
-        if (this.activeId) store.timeline(this.activeId).clear(), this.loadNewest(this.activeId);
-      }
-      // Memberships may have changed while we were away.
-      for (const id of [...store.members.keys()]) if (id !== this.activeId && store.room(id)?.kind !== 'dm') store.members.delete(id);
-      if (store.room(this.activeId)) this.loadMembers(this.activeId);
-    }
-    conn.flushOutbox();
-    for (const r of store.rooms.values()) if (r.kind === 'dm' && !store.members.has(r.id)) this.loadMembers(r.id);
-    if (!this.started) {
-      this.started = true;
-      this.roomsView.render();
-      const link = this.link;
-      this.link = null;
-      if (link && store.room(link)) this.openRoom(link, false);
-      else if (!link || !(await this.joinFromLink(link))) this.openDefault();
-    } else if (!store.room(this.activeId)) this.openDefault();
-    else this.schedule('messages', 'members');
-    this.markRead();
-  }
+	onEvent(f) {
+		const s = this.store;
+		({
+			message: () => s.applyMessage(f.message, {pos: f.pos}),
+			message_updated: () => s.applyMessage(f.message, {pos: f.pos, reactionChange: f.reaction_change}),
+			message_deleted: () => s.applyDeleted(f),
+			typing: () => s.setTyping(f.room_id, f.user_ids),
+			presence: () => s.setPresence(f),
+			member_joined: () => s.memberJoined(f.room_id, f.user),
+			member_left: () => s.memberLeft(f.room_id, f.user),
+			user_updated: () => s.upsertUser(f.user),
+			room_updated: () => (s.upsertRoom(f.room), f.room?.kind === 'dm' && !s.members.has(f.room.id) && this.loadMembers(f.room.id)),
+			room_removed: () => this.onRoomRemoved(f.room_id, f.reason),
+			read: () => s.applyRead(f),
+			notification: () => (s.countMention(f.room_id, f.message), this.notify(f.room_id, f.message)),
+		})[f.type]?.();
+	}
 
-  onEvent(f) {
-    const s = this.store;
-    const handlers = {
-      message: () => s.applyMessage(f.message, { pos: f.pos }),
-      message_updated: () => s.applyMessage(f.message, { pos: f.pos, reactionChange: f.reaction_change }),
-      message_deleted: () => s.applyDeleted(f),
-      typing: () => s.setTyping(f.room_id, f.user_ids),
-      presence: () => s.setPresence(f),
-      member_joined: () => s.memberJoined(f.room_id, f.user),
-      member_left: () => s.memberLeft(f.room_id, f.user),
-      user_updated: () => s.upsertUser(f.user),
-      room_updated: () => {
-        s.upsertRoom(f.room);
-        if (f.room?.kind === 'dm' && !s.members.has(f.room.id)) this.loadMembers(f.room.id);
-      },
-      room_removed: () => this.onRoomRemoved(f.room_id, f.reason),
-      read: () => s.applyRead(f),
-      notification: () => this.notify(f.room_id, f.message),
-    };
-    handlers[f.type]?.();
-  }
+	onRoomRemoved(id, reason) {
+		const room = this.store.room(id);
+		if (!room) return;
+		const name = this.store.roomTitle(room);
+		this.store.removeRoom(id);
+		if (reason === 'deleted') toast(`#${name} was deleted`);
+		if (reason === 'removed') toast(`You were removed from #${name}`);
+		if (id === this.threadView.roomId) this.threadView.close(false);
+		if (id === this.activeId) this.openDefault();
+	}
 
-  onRoomRemoved(id, reason) {
-    const room = this.store.room(id);
-    if (!room) return;
-    const name = this.store.roomTitle(room);
-    this.store.removeRoom(id);
-    if (reason === 'deleted') toast(`#${name} was deleted`);
-    if (reason === 'removed') toast(`You were removed from #${name}`);
-    if (id === this.activeId) this.openDefault();
-  }
+	teardown() {
+		this.conn.stop();
+		clearInterval(this.gateTimer);
+		for (const [t, ev, fn] of this.listeners) t.removeEventListener(ev, fn);
+		for (const d of document.querySelectorAll('dialog, .popover')) d.remove();
+		document.title = 'Hubbub';
+	}
 
-  teardown() {
-    this.conn.stop();
-    clearInterval(this.gateTimer);
-    for (const [t, ev, fn] of this.listeners) t.removeEventListener(ev, fn);
-    for (const d of document.querySelectorAll('dialog')) d.remove();
-    document.title = 'Hubbub';
-  }
+	end(note) {
+		this.teardown();
+		this.onSignedOut(note);
+	}
 
-  end(note) {
-    this.teardown();
-    this.onSignedOut(note);
-  }
+	async signOut() {
+		await api.logout().catch(() => {});
+		history.replaceState(null, '', '/');
+		this.end(null);
+	}
 
-  async signOut() {
-    await api.logout().catch(() => {});
-    history.replaceState(null, '', '/');
-    this.end(null);
-  }
+	openDefault() {
+		const {store} = this;
+		const {channels, dms} = store.roomLists();
+		const room = store.room(saved(KEY.room)) || channels.find(r => r.name === 'General') || channels[0] || dms[0];
+		if (room) return this.openRoom(room.id, false);
+		this.activeId = this.messagesView.roomId = null;
+		this.header.render(null);
+		this.$('log').replaceChildren(el('div.room-intro', el('h2', 'No rooms yet'), el('p.muted', 'Browse rooms to join one.')));
+		this.composer.setBlocked('Join a room to start chatting');
+	}
 
-  // ---- rooms ----
+	async joinFromLink(id) {
+		try {
+			const room = await api.room(id);
+			const joined = room.joined ? room : room.has_password ? await dialogs.joinWithPassword(room) : await api.joinRoom(id);
+			if (joined) this.onRoomJoined(joined.id ? joined : room);
+			return !!joined;
+		} catch (e) {
+			toast(dialogs.joinErrorText(e), 'error');
+			return false;
+		}
+	}
 
-  openDefault() {
-    const { store } = this;
-    const last = store_.get(KEY.room);
-    const { channels, dms } = store.roomLists();
-    const room = store.room(last) || channels.find((r) => r.name === 'General') || channels[0] || dms[0];
-    if (room) return this.openRoom(room.id, false);
-    this.activeId = null;
-    this.header.render(null);
-    this.messagesView.roomId = null;
-    this.$('log').replaceChildren(el('div.room-intro', el('h2', 'No rooms yet'), el('p.muted', 'Browse rooms to join one.')));
-    this.composer.setBlocked('Join a room to start chatting');
-  }
+	onRoomJoined(room) {
+		this.store.upsertRoom({...room, joined: true});
+		this.openRoom(room.id);
+	}
 
-  /** Opening /r/{id}: join the room (asking for its password) and open it. */
-  async joinFromLink(id) {
-    try {
-      const room = await api.room(id);
-      const joined = room.joined ? room : room.has_password ? await dialogs.joinWithPassword(room) : await api.joinRoom(id);
-      if (!joined) return false;
-      this.onRoomJoined(joined.id ? joined : room);
-      return true;
-    } catch (e) {
-      toast(dialogs.joinErrorText(e), 'error');
-      return false;
-    }
-  }
+	openRoom(id, push = true, load = true) {
+		const {store} = this;
+		if (!store.room(id)) return;
+		if (this.threadView.roomId !== id) this.threadView.close(false);
+		this.activeId = id;
+		saved(KEY.room, id);
+		const path = `/r/${encodeURIComponent(id)}`;
+		if (location.pathname !== path) history[push ? 'pushState' : 'replaceState'](null, '', path);
+		this.roomsView.setActive(id);
+		this.header.render(id);
+		this.messagesView.setRoom(id);
+		this.membersView.setRoom(id);
+		this.composer.setRoom(id);
+		this.renderTyping();
+		this.updateGate();
+		this.setDrawer('');
+		if (!store.timeline(id).loaded && load) this.loadNewest(id);
+		if (!store.members.has(id)) this.loadMembers(id);
+		this.markRead();
+		if (!this.narrow.matches) this.composer.focus();
+	}
 
-  onRoomJoined(room) {
-    this.store.upsertRoom({ ...room, joined: true });
-    this.openRoom(room.id);
-  }
+	async loadNewest(id) {
+		try {
+			this.store.applyHistory(id, await api.messages(id, {limit: 50}), 'newest');
+		} catch (e) {
+			if (e.status === 401) return this.end(ENDED);
+			toast(`Could not load messages: ${e.message}`, 'error');
+		}
+	}
 
-  openRoom(id, push = true) {
-    const { store } = this;
-    if (!store.room(id)) return;
-    this.activeId = id;
-    store_.set(KEY.room, id);
-    const path = `/r/${encodeURIComponent(id)}`;
-    if (location.pathname !== path) history[push ? 'pushState' : 'replaceState'](null, '', path);
-    this.roomsView.setActive(id);
-    this.header.render(id);
-    this.messagesView.setRoom(id);
-    this.membersView.setRoom(id);
-    this.composer.setRoom(id);
-    this.renderTyping();
-    this.updateGate();
-    this.setDrawer('');
-    if (!store.timeline(id).loaded) this.loadNewest(id);
-    if (!store.members.has(id)) this.loadMembers(id);
-    this.markRead();
-    if (!this.narrow.matches) this.composer.focus();
-  }
+	loadOlder(id, limit = 50) {
+		const t = this.store.timeline(id);
+		const before = t.lowestSeq();
+		if (t.loadingOlder || !t.hasOlder || before == null) return t.loadingOlder || Promise.resolve();
+		const done = () => ((t.loadingOlder = null), this.schedule(id === this.activeId && 'messages'));
+		t.loadingOlder = attempt('Could not load older messages', api.messages(id, {before_seq: before, limit})).then(page => (done(), page && this.store.applyHistory(id, page)));
+		this.schedule(id === this.activeId && 'messages');
+		return t.loadingOlder;
+	}
 
-  async loadNewest(id) {
-    try {
-      this.store.applyHistory(id, await api.messages(id, { limit: 50 }), true);
-    } catch (e) {
-      if (e.status === 401) return this.end(ENDED);
-      toast(`Could not load messages: ${e.message}`, 'error');
-    }
-  }
+	async loadNewer(id) {
+		const t = this.store.timeline(id);
+		if (this.loadingNewer || !t.hasNewer) return;
+		this.loadingNewer = true;
+		const page = await attempt('Could not load newer messages', api.messages(id, {after_seq: t.highestSeq(), limit: 50}));
+		if (page) this.store.applyHistory(id, page, 'newer');
+		this.loadingNewer = false;
+	}
 
-  async loadOlder(id) {
-    const t = this.store.timeline(id);
-    const before = t.lowestSeq();
-    if (t.loadingOlder || !t.hasOlder || before == null) return;
-    t.loadingOlder = true;
-    this.schedule(id === this.activeId && 'messages');
-    try {
-      const page = await api.messages(id, { before_seq: before, limit: 50 });
-      t.loadingOlder = false;
-      this.store.applyHistory(id, page);
-    } catch (e) {
-      t.loadingOlder = false;
-      toast(`Could not load older messages: ${e.message}`, 'error');
-      this.schedule(id === this.activeId && 'messages');
-    }
-  }
+	present(id) {
+		this.store.timeline(id).clear();
+		this.messagesView.setRoom(id);
+		return this.loadNewest(id);
+	}
 
-  async loadMembers(id) {
-    try {
-      this.store.setMembers(id, await api.members(id));
-    } catch {} // the panel keeps saying "Loading"; the next open or reconnect retries
-  }
+	async jump(m) {
+		const {store} = this;
+		const id = m.room_id;
+		if (!store.room(id)) return toast('That message is in a room you are not in.', 'error');
+		if (this.activeId !== id) this.openRoom(id, true, false);
+		const t = store.timeline(id);
+		try {
+			const full = t.byId.get(m.id) || (m.seq && 'thread_root' in m ? m : await api.message(m.id));
+			if (full.thread_root) {
+				if (!t.loaded) this.loadNewest(id);
+				await this.threadView.open(id, full.thread_root);
+				return this.threadView.reveal(m.id);
+			}
+			if (t.loaded && full.seq >= (t.lowestSeq() ?? Infinity) - 150) while (!t.byId.has(m.id) && t.hasOlder) await this.loadOlder(id, 100);
+			if (!t.loaded || !t.byId.has(m.id)) {
+				const page = p => api.messages(id, {...p, limit: 30});
+				store.applyWindow(id, ...(await Promise.all([page({before_seq: full.seq + 1}), page({after_seq: full.seq})])));
+			}
+			if (this.activeId === id) this.messagesView.reveal(m.id);
+		} catch (e) {
+			toast(e.status === 404 ? 'That message no longer exists.' : `Could not open the message: ${e.message}`, 'error');
+		}
+	}
 
-  async leaveRoom() {
-    const room = this.store.room(this.activeId);
-    if (!room) return;
-    try {
-      await api.leaveRoom(room.id);
-      this.store.removeRoom(room.id);
-      toast(`You left #${room.name}`);
-      this.openDefault();
-    } catch (e) {
-      toast(e.message, 'error');
-    }
-  }
+	async loadMembers(id) {
+		try {
+			this.store.setMembers(id, await api.members(id));
+		} catch {}
+	}
 
-  async startDm(userId) {
-    const room = await api.dm([userId]);
-    this.store.upsertRoom({ ...room, joined: true });
-    await this.loadMembers(room.id);
-    this.openRoom(room.id);
-  }
+	async leaveRoom() {
+		const room = this.store.room(this.activeId);
+		if (room && (await attempt('Could not leave', api.leaveRoom(room.id)))) {
+			this.store.removeRoom(room.id);
+			toast(`You left #${room.name}`);
+			this.openDefault();
+		}
+	}
 
-  updateGate() {
-    const tick = () => {
-      const g = this.header.renderBanner(this.activeId);
-      this.composer.setBlocked(g.blocked);
-      return g.ticking;
-    };
-    clearInterval(this.gateTimer);
-    if (tick()) this.gateTimer = setInterval(() => tick() || clearInterval(this.gateTimer), 1000);
-  }
+	async startDm(ids) {
+		const room = await api.dm([].concat(ids));
+		this.store.upsertRoom({...room, joined: true});
+		await this.loadMembers(room.id);
+		this.openRoom(room.id);
+	}
 
-  renderTyping() {
-    const text = this.store.typingText(this.activeId);
-    if (this.typingEl.textContent !== text) this.typingEl.textContent = text;
-  }
+	updateGate() {
+		const tick = (g = this.header.renderBanner(this.activeId)) => (this.composer.setBlocked(g.blocked), g.ticking);
+		clearInterval(this.gateTimer);
+		if (tick()) this.gateTimer = setInterval(() => tick() || clearInterval(this.gateTimer), 1000);
+	}
 
-  renderMe() {
-    const me = this.store.me;
-    if (!me || !this.$) return;
-    const img = this.$('me-avatar');
-    if (img.getAttribute('src') !== me.avatar_url) img.src = me.avatar_url;
-    this.$('me-name').textContent = displayName(me);
-    this.$('me-status').textContent = me.status_text || (me.kind === 'guest' ? 'Guest' : `@${me.username}`);
-  }
+	renderTyping(text = this.store.typingText(this.activeId)) {
+		if (this.typingEl.textContent !== text) this.typingEl.textContent = text;
+	}
 
-  /** Sends `read` when the open room is on screen: focused window, scrolled to the bottom. */
-  markRead() {
-    const room = this.store.room(this.activeId);
-    if (!room || !this.conn.connected || document.hidden || !document.hasFocus() || !this.messagesView.stick) return;
-    const t = this.store.timeline(room.id);
-    const last = t.sorted().at(-1)?.seq || 0;
-    if (!t.loaded || last <= room.last_read_seq) {
-      if (room.unread_count && t.loaded && last >= room.last_seq) this.store.markReadLocal(room.id, last);
-      return;
-    }
-    this.conn.notify({ type: 'read', room_id: room.id, seq: last });
-    this.store.markReadLocal(room.id, last);
-  }
+	renderMe() {
+		const me = this.store.me;
+		if (!me || !this.$) return;
+		const img = this.$('me-avatar');
+		if (img.getAttribute('src') !== me.avatar_url) img.src = me.avatar_url;
+		this.$('me-name').textContent = displayName(me);
+		this.$('me-status').textContent = me.status_text || (me.kind === 'guest' ? 'Guest' : `@${me.username}`);
+	}
 
-  // ---- messages ----
+	markRead() {
+		const room = this.store.room(this.activeId);
+		if (!room || !this.conn.connected || document.hidden || !document.hasFocus() || !this.messagesView.stick) return;
+		const t = this.store.timeline(room.id);
+		const last = t.highestSeq() || 0;
+		if (!t.loaded || last <= room.last_read_seq) {
+			if (room.unread_count && t.loaded && last >= room.last_seq) this.store.markReadLocal(room.id, last);
+			return;
+		}
+		this.conn.notify({type: 'read', room_id: room.id, seq: last});
+		this.store.markReadLocal(room.id, last);
+	}
 
-  send(roomId, body, replyTo) {
-    const draft = { client_id: uuid(), room_id: roomId, body, reply_to: replyTo, author: this.store.me, created_at: new Date().toISOString(), mentions: [], reactions: [], attachments: [] };
-    this.store.addPending(roomId, draft);
-    this.transmit(draft);
-  }
+	send(roomId, body, {replyTo = null, threadRoot = null, attachments = []} = {}) {
+		const draft = {client_id: uuid(), room_id: roomId, body, reply_to: replyTo, thread_root: threadRoot, author: this.store.me, created_at: new Date().toISOString(), mentions: [], reactions: [], attachments};
+		if (!threadRoot && this.store.timeline(roomId).hasNewer) this.present(roomId);
+		this.store.addPending(roomId, draft);
+		this.transmit(draft);
+	}
 
-  transmit({ room_id, client_id, body, reply_to }) {
-    this.conn
-      .sendMessage({ type: 'send', room_id, client_id, body, ...(reply_to ? { reply_to } : {}) })
-      .then((msg) => (msg?.id ? this.store.applyMessage(msg) : this.store.removePending(room_id, client_id)))
-      .catch((e) => e.code !== 'discarded' && this.store.setPendingFailed(room_id, client_id, e.message || 'Not sent'));
-  }
+	transmit({room_id, client_id, body, reply_to, thread_root, attachments}) {
+		const frame = {type: 'send', room_id, client_id, body};
+		if (reply_to) frame.reply_to = reply_to;
+		if (thread_root) frame.thread_root = thread_root;
+		if (attachments?.length) frame.attachment_ids = attachments.map(a => a.id);
+		this.conn
+			.sendMessage(frame)
+			.then(msg => (msg?.id ? this.store.applyMessage(msg) : this.store.removePending(room_id, client_id)))
+			.catch(e => e.code !== 'discarded' && this.store.setPendingFailed(room_id, client_id, e.message || 'Not sent'));
+	}
 
-  async editMessage(m, body) {
-    try {
-      const msg = await this.conn.request({ type: 'edit', message_id: m.id, body });
-      if (msg?.id) this.store.applyMessage(msg);
-      return true;
-    } catch (e) {
-      toast(`Could not edit: ${e.message}`, 'error');
-      return false;
-    }
-  }
+	async pin(m, on) {
+		const msg = await attempt(`Could not ${on ? 'pin' : 'unpin'}`, api.pin(m.id, on));
+		if (msg) this.store.applyMessage(msg), toast(on ? 'Message pinned' : 'Message unpinned');
+		return msg;
+	}
 
-  async deleteMessage(m) {
-    try {
-      await this.conn.request({ type: 'delete', message_id: m.id });
-      this.store.applyDeleted({ room_id: m.room_id, message_id: m.id, seq: m.seq });
-    } catch (e) {
-      toast(`Could not delete: ${e.message}`, 'error');
-    }
-  }
+	notificationsEnabled() {
+		return window.Notification?.permission === 'granted' && saved(KEY.notify) === '1';
+	}
 
-  // ---- notifications & theme ----
+	async setNotifications(on) {
+		if (!window.Notification) return toast('This browser does not support notifications.', 'error'), false;
+		const ok = on && (Notification.permission === 'granted' || (await Notification.requestPermission()) === 'granted');
+		if (on && !ok) toast('Notifications are blocked for this site.', 'error');
+		saved(KEY.notify, ok ? '1' : null);
+		return ok;
+	}
 
-  notificationsEnabled() {
-    return window.Notification?.permission === 'granted' && store_.get(KEY.notify) === '1';
-  }
+	notifyMenu(button) {
+		const room = this.store.room(this.activeId);
+		if (!room) return;
+		const level = room.notification_level || (room.kind === 'dm' ? 'all' : 'mentions');
+		const set = async l => close(true) || ((await attempt('Could not change notifications', api.setLevel(room.id, l))) && this.store.upsertRoom({id: room.id, notification_level: l}));
+		const item = (l, text) => el('button', {role: 'menuitemradio', 'aria-checked': String(l === level), onclick: () => set(l)}, icon('check'), text);
+		const on = this.notificationsEnabled();
+		const desktop = async () => (close(true), toast(`Desktop notifications are ${(await this.setNotifications(!on)) ? 'on' : 'off'}`));
+		const menu = el('div.menu', {role: 'menu', 'aria-label': 'Notifications'}, el('p.menu-title', 'Notify me about'), item('all', 'All messages'), item('mentions', 'Mentions only'),
+			item('none', 'Nothing'), el('hr'), el('button', {role: 'menuitem', onclick: desktop}, icon('bell'), `${on ? 'Disable' : 'Enable'} desktop notifications`));
+		const close = popover(button, menu);
+		menu.querySelector('[aria-checked=true]')?.focus();
+	}
 
-  async setNotifications(on) {
-    if (!window.Notification) return toast('This browser does not support notifications.', 'error'), false;
-    const ok = on && (Notification.permission === 'granted' || (await Notification.requestPermission()) === 'granted');
-    if (on && !ok) toast('Notifications are blocked for this site.', 'error');
-    store_.set(KEY.notify, ok ? '1' : null);
-    return ok;
-  }
+	notify(roomId, m) {
+		if (!m || !document.hidden || !this.notificationsEnabled()) return;
+		const room = this.store.room(roomId);
+		const who = displayName(this.store.resolveUser(m.author));
+		try {
+			const n = new Notification(room?.kind === 'dm' ? who : `${who} in #${room?.name || 'a room'}`, {body: (m.body || '').slice(0, 200), icon: m.author?.avatar_url, tag: m.id});
+			n.onclick = () => (focus(), this.openRoom(roomId), n.close());
+		} catch {}
+	}
 
-  /** A desktop notification for a mention or DM, when the tab is hidden and the user opted in. */
-  notify(roomId, m) {
-    if (!m || !document.hidden || !this.notificationsEnabled()) return;
-    const room = this.store.room(roomId);
-    const who = displayName(this.store.resolveUser(m.author));
-    try {
-      const n = new Notification(room?.kind === 'dm' ? who : `${who} in #${room?.name || 'a room'}`, { body: (m.body || '').slice(0, 200), icon: m.author?.avatar_url, tag: m.id });
-      n.onclick = () => (focus(), this.openRoom(roomId), n.close());
-    } catch {} // some platforms only notify from a service worker
-  }
+	toggleTheme() {
+		saved(KEY.theme, (document.documentElement.dataset.theme = this.isDark() ? 'light' : 'dark'));
+		this.renderTheme();
+	}
 
-  toggleTheme() {
-    const next = this.isDark() ? 'light' : 'dark';
-    document.documentElement.dataset.theme = next;
-    store_.set(KEY.theme, next);
-    this.renderTheme();
-  }
+	isDark = (t = document.documentElement.dataset.theme) => (t ? t === 'dark' : this.dark.matches);
 
-  isDark() {
-    const t = document.documentElement.dataset.theme;
-    return t ? t === 'dark' : this.dark.matches;
-  }
-
-  renderTheme() {
-    const btn = this.$('theme');
-    btn.replaceChildren(icon(this.isDark() ? 'sun' : 'moon'));
-    btn.title = this.isDark() ? 'Switch to light theme' : 'Switch to dark theme';
-  }
+	renderTheme() {
+		const btn = this.$('theme');
+		btn.replaceChildren(icon(this.isDark() ? 'sun' : 'moon'));
+		btn.title = `Switch to ${this.isDark() ? 'light' : 'dark'} theme`;
+	}
 }
