@@ -22,8 +22,33 @@ export class JoinView {
 		this.input.addEventListener('change', () => this.pick(this.input.files?.[0] || null));
 		this.clear.addEventListener('click', () => this.pick(null));
 		this.guestForm.addEventListener('submit', e => (e.preventDefault(), this.joinGuest()));
-		this.accountForm.addEventListener('submit', e => (e.preventDefault(), this.account(e.submitter?.dataset.mode === 'register')));
+		this.accountForm.addEventListener('submit', e => (e.preventDefault(), this.account(this.mode === 'register')));
+		// One form at a time, the other out of the DOM: "Name" and "Username" never
+		// sit side by side, so label lookups stay unambiguous.
+		this.switcher = $('switch');
+		this.accountForm.remove();
+		$('show-login').addEventListener('click', () => this.showAccount('login'));
+		$('show-register').addEventListener('click', () => this.showAccount('register'));
+		this.accountForm.querySelector('[data-ref="show-guest"]').addEventListener('click', () => this.showGuest());
 		this.updatePreview();
+		this.name.focus();
+	}
+
+	showAccount(mode) {
+		this.mode = mode;
+		const label = mode === 'register' ? 'Create account' : 'Sign in';
+		const q = r => this.accountForm.querySelector(`[data-ref="${r}"]`);
+		q('account-title').textContent = q('account-submit').textContent = label;
+		this.accountForm.elements.password.autocomplete = mode === 'register' ? 'new-password' : 'current-password';
+		this.error(this.accountError, '');
+		this.guestForm.replaceWith(this.accountForm);
+		this.switcher.remove();
+		this.accountForm.elements.username.focus();
+	}
+
+	showGuest() {
+		this.accountForm.replaceWith(this.guestForm);
+		this.guestForm.after(this.switcher);
 		this.name.focus();
 	}
 

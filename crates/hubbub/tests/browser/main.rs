@@ -30,11 +30,11 @@ use tokio::process::{Child, Command};
 const RECONNECT_WAIT: Duration = Duration::from_secs(45);
 const POLL: Duration = Duration::from_millis(100);
 
-const LOG: &str = r#"[role="log"][aria-label="Messages"]"#;
+const LOG: &str = r#"[role="log"][aria-label="Conversation"]"#;
 const COMPOSER: &str = r#"textarea[aria-label="Message"]"#;
 const PASSWORD: &str = "correct horse battery";
 /// JS: the article in the main log whose text includes arguments[0].
-const ARTICLE: &str = r#"[...document.querySelectorAll('[role="log"][aria-label="Messages"] article')].find(a => a.textContent.includes(arguments[0]))"#;
+const ARTICLE: &str = r#"[...document.querySelectorAll('[role="log"][aria-label="Conversation"] article')].find(a => a.textContent.includes(arguments[0]))"#;
 
 struct Tools {
     chromium: PathBuf,
@@ -275,6 +275,8 @@ impl Browser {
     /// Creates an account through the join screen ("Create account").
     async fn register(&self, base: &str, username: &str) {
         self.goto(&format!("{base}/")).await;
+        // The account form replaces the guest form only when asked for.
+        self.click(r#"button[data-ref="show-register"]"#).await;
         self.find(r#"input[aria-label="Username"]"#)
             .await
             .send_keys(username)
@@ -285,7 +287,7 @@ impl Browser {
             .send_keys(PASSWORD)
             .await
             .expect("type password");
-        self.click(r#"button[aria-label="Create account"]"#).await;
+        self.click(r#"button[data-ref="account-submit"]"#).await;
         self.find(COMPOSER).await;
         self.wait_status("Connected", WAIT).await;
     }
@@ -824,7 +826,7 @@ async fn rich_scenario(server: &Server, alice: &Browser, bob: &Browser) {
         .click(&format!(r#"{m_a} button[aria-label="Pin"]"#))
         .await;
     bob.find(&format!("{m}.pinned .pin-tag")).await;
-    bob.click(r#"button[aria-label="Pinned messages"]"#).await;
+    bob.click(r#"button[aria-label="Pinned"]"#).await;
     bob.until("the pinned list", r#"return document.querySelector('[aria-label="Pinned messages"][role], ul[aria-label="Pinned messages"]')?.textContent.includes(arguments[0])"#, ship)
         .await;
     bob.press(Key::Escape).await;
