@@ -1,12 +1,10 @@
-// REST client for /api/v1; the browser is authenticated by the HttpOnly session cookie.
-
+// REST client for /api/v1, authenticated by the HttpOnly session cookie.
 export class ApiError extends Error {
 	constructor(status, code, message, extra = {}) {
 		super(message || code);
 		Object.assign(this, {status, code, field: extra.field ?? null, retryAfterMs: extra.retry_after_ms ?? null});
 	}
 }
-
 const parse = text => {
 	try {
 		return JSON.parse(text);
@@ -15,7 +13,6 @@ const parse = text => {
 	}
 };
 const failure = (status, e = {}, fallback) => new ApiError(status, e.code || `http_${status}`, e.message || fallback || 'Request failed', e);
-
 async function request(method, path, body, type) {
 	const headers = {Accept: 'application/json'};
 	if (body !== undefined) headers['Content-Type'] = body instanceof Blob ? type || body.type || 'application/octet-stream' : 'application/json';
@@ -29,7 +26,6 @@ async function request(method, path, body, type) {
 	if (!res.ok) throw failure(res.status, data?.error, res.statusText);
 	return data;
 }
-
 const query = params => {
 	const s = new URLSearchParams(Object.entries(params).filter(([, v]) => v != null && v !== '')).toString();
 	return s ? `?${s}` : '';
@@ -39,7 +35,6 @@ const unwrap = key => d => (d && typeof d[key] === 'object' && d[key] ? d[key] :
 const user = unwrap('user');
 const room = unwrap('room');
 const get = (path, list) => request('GET', path).then(d => (list ? d[list] || [] : d));
-
 export const api = {
 	me: () => get('/me').then(user),
 	updateMe: patch => request('PATCH', '/me', patch).then(user),

@@ -1,6 +1,5 @@
 // The signed-in app: wires the gateway and REST to the store, and the store to the
 // views. It is also the views' `actions` and the dialogs' context.
-
 import {api} from './api.js';
 import {Connection} from './connection.js';
 import {Store} from './store.js';
@@ -12,7 +11,6 @@ import {MembersView} from './views/members.js';
 import {MessagesView} from './views/messages.js';
 import {RoomsView} from './views/rooms.js';
 import {ThreadView} from './views/thread.js';
-
 const KEY = {room: 'hubbub-last-room', notify: 'hubbub-notify', theme: 'hubbub-theme'};
 const ENDED = 'Your session has ended. Join again to continue.';
 const saved = (k, v) => {
@@ -21,17 +19,13 @@ const saved = (k, v) => {
 		v == null ? localStorage.removeItem(k) : localStorage.setItem(k, v);
 	} catch {}
 };
-
 export const roomIdFromPath = () => decodeURIComponent(location.pathname.match(/^\/r\/([^/]+)\/?$/)?.[1] || '') || null;
-
 const attempt = (what, p) => p.then(v => v ?? true, e => (toast(`${what}: ${e.message}`, 'error'), false));
-
 export class App {
 	constructor(root, user, onSignedOut) {
 		Object.assign(this, {root, onSignedOut, store: new Store(), conn: new Connection(), activeId: null, link: roomIdFromPath(), started: false, queued: new Set(), toast});
 		this.store.setMe(user);
 	}
-
 	start() {
 		this.root.replaceChildren(document.getElementById('tpl-app').content.cloneNode(true));
 		hydrateIcons(this.root);
@@ -50,7 +44,6 @@ export class App {
 			this.appEl.classList.toggle('thread-open', open);
 			if (!open && refocus) this.composer.focus();
 		});
-
 		const active = (id, part) => id === this.activeId && part;
 		store.on('rooms', () => this.schedule('rooms', 'header'));
 		store.on('messages', id => this.schedule('rooms', active(id, 'messages'), id === this.threadView.roomId && 'thread'));
@@ -58,13 +51,11 @@ export class App {
 		store.on('members', id => this.schedule(active(id, 'members'), active(id, 'messages'), store.room(id)?.kind === 'dm' && 'rooms', 'header'));
 		store.on('typing', id => this.schedule(active(id, 'typing')));
 		store.on('me', () => this.schedule('me'));
-
 		this.wireChrome();
 		this.wireConnection();
 		this.renderMe();
 		this.conn.start();
 	}
-
 	onBottom = () => this.markRead();
 	openThread = m => this.threadView.open(m.room_id, m.id);
 	rerender = () => (this.messagesView.render(), this.threadView.render());
@@ -82,7 +73,6 @@ export class App {
 	typing = (room_id, active) => this.conn.notify({type: 'typing', room_id, active});
 	editLast = () => this.messagesView.editLast();
 	onProfile = user => user?.id && this.store.setMe(user);
-
 	schedule(...parts) {
 		const empty = !this.queued.size;
 		for (const p of parts) if (p) this.queued.add(p);
@@ -92,13 +82,11 @@ export class App {
 			if (this.started || parts.includes('me')) for (const p of parts) this.renderPart(p);
 		});
 	}
-
 	renderPart(part) {
 		if (part === 'messages') return this.activeId && (this.messagesView.render(), this.markRead());
 		if (part === 'header') return this.activeId && (this.header.render(this.activeId), this.updateGate()), (document.title = this.header.title());
 		({rooms: this.roomsView, members: this.membersView, thread: this.threadView, me: {render: () => this.renderMe()}, typing: {render: () => this.renderTyping()}})[part].render();
 	}
-
 	wireChrome() {
 		const {$, store} = this;
 		const room = () => store.room(this.activeId);
@@ -151,7 +139,6 @@ export class App {
 		for (const [t, ev, fn] of this.listeners) t.addEventListener(ev, fn);
 		this.renderTheme();
 	}
-
 	setDrawer(which) {
 		const {$} = this;
 		this.appEl.dataset.drawer = which;
@@ -161,7 +148,6 @@ export class App {
 		if (which === 'rooms') $('nav').querySelector('a')?.focus();
 		if (which === 'members') $('close-members').focus();
 	}
-
 	wireConnection() {
 		const {conn, store} = this;
 		conn.addEventListener('state', ({detail: {state}}) => {
@@ -173,7 +159,6 @@ export class App {
 		conn.addEventListener('event', e => this.onEvent(e.detail.frame));
 		conn.addEventListener('unauthorized', () => this.end(ENDED));
 	}
-
 	async onReady(frame, reconnect) {
 		const {store, conn} = this;
 		store.applyReady(frame);
@@ -201,7 +186,6 @@ export class App {
 		else this.schedule('messages', 'members');
 		this.markRead();
 	}
-
 	onEvent(f) {
 		const s = this.store;
 		({
@@ -219,7 +203,6 @@ export class App {
 			notification: () => (s.countMention(f.room_id, f.message), this.notify(f.room_id, f.message)),
 		})[f.type]?.();
 	}
-
 	onRoomRemoved(id, reason) {
 		const room = this.store.room(id);
 		if (!room) return;
@@ -230,7 +213,6 @@ export class App {
 		if (id === this.threadView.roomId) this.threadView.close(false);
 		if (id === this.activeId) this.openDefault();
 	}
-
 	teardown() {
 		this.conn.stop();
 		clearInterval(this.gateTimer);
@@ -238,18 +220,15 @@ export class App {
 		for (const d of document.querySelectorAll('dialog, .popover')) d.remove();
 		document.title = 'Hubbub';
 	}
-
 	end(note) {
 		this.teardown();
 		this.onSignedOut(note);
 	}
-
 	async signOut() {
 		await api.logout().catch(() => {});
 		history.replaceState(null, '', '/');
 		this.end(null);
 	}
-
 	openDefault() {
 		const {store} = this;
 		const {channels, dms} = store.roomLists();
@@ -260,7 +239,6 @@ export class App {
 		this.$('log').replaceChildren(el('div.room-intro', el('h2', 'No rooms yet'), el('p.muted', 'Browse rooms to join one.')));
 		this.composer.setBlocked('Join a room to start chatting');
 	}
-
 	async joinFromLink(id) {
 		try {
 			const room = await api.room(id);
@@ -272,12 +250,10 @@ export class App {
 			return false;
 		}
 	}
-
 	onRoomJoined(room) {
 		this.store.upsertRoom({...room, joined: true});
 		this.openRoom(room.id);
 	}
-
 	openRoom(id, push = true, load = true) {
 		const {store} = this;
 		if (!store.room(id)) return;
@@ -299,7 +275,6 @@ export class App {
 		this.markRead();
 		if (!this.narrow.matches) this.composer.focus();
 	}
-
 	async loadNewest(id) {
 		try {
 			this.store.applyHistory(id, await api.messages(id, {limit: 50}), 'newest');
@@ -308,7 +283,6 @@ export class App {
 			toast(`Could not load messages: ${e.message}`, 'error');
 		}
 	}
-
 	loadOlder(id, limit = 50) {
 		const t = this.store.timeline(id);
 		const before = t.lowestSeq();
@@ -318,7 +292,6 @@ export class App {
 		this.schedule(id === this.activeId && 'messages');
 		return t.loadingOlder;
 	}
-
 	async loadNewer(id) {
 		const t = this.store.timeline(id);
 		if (this.loadingNewer || !t.hasNewer) return;
@@ -327,13 +300,11 @@ export class App {
 		if (page) this.store.applyHistory(id, page, 'newer');
 		this.loadingNewer = false;
 	}
-
 	present(id) {
 		this.store.timeline(id).clear();
 		this.messagesView.setRoom(id);
 		return this.loadNewest(id);
 	}
-
 	async jump(m) {
 		const {store} = this;
 		const id = m.room_id;
@@ -357,13 +328,11 @@ export class App {
 			toast(e.status === 404 ? 'That message no longer exists.' : `Could not open the message: ${e.message}`, 'error');
 		}
 	}
-
 	async loadMembers(id) {
 		try {
 			this.store.setMembers(id, await api.members(id));
 		} catch {}
 	}
-
 	async leaveRoom() {
 		const room = this.store.room(this.activeId);
 		if (room && (await attempt('Could not leave', api.leaveRoom(room.id)))) {
@@ -372,24 +341,20 @@ export class App {
 			this.openDefault();
 		}
 	}
-
 	async startDm(ids) {
 		const room = await api.dm([].concat(ids));
 		this.store.upsertRoom({...room, joined: true});
 		await this.loadMembers(room.id);
 		this.openRoom(room.id);
 	}
-
 	updateGate() {
 		const tick = (g = this.header.renderBanner(this.activeId)) => (this.composer.setBlocked(g.blocked), g.ticking);
 		clearInterval(this.gateTimer);
 		if (tick()) this.gateTimer = setInterval(() => tick() || clearInterval(this.gateTimer), 1000);
 	}
-
 	renderTyping(text = this.store.typingText(this.activeId)) {
 		if (this.typingEl.textContent !== text) this.typingEl.textContent = text;
 	}
-
 	renderMe() {
 		const me = this.store.me;
 		if (!me || !this.$) return;
@@ -398,7 +363,6 @@ export class App {
 		this.$('me-name').textContent = displayName(me);
 		this.$('me-status').textContent = me.status_text || (me.kind === 'guest' ? 'Guest' : `@${me.username}`);
 	}
-
 	markRead() {
 		const room = this.store.room(this.activeId);
 		if (!room || !this.conn.connected || document.hidden || !document.hasFocus() || !this.messagesView.stick) return;
@@ -411,14 +375,12 @@ export class App {
 		this.conn.notify({type: 'read', room_id: room.id, seq: last});
 		this.store.markReadLocal(room.id, last);
 	}
-
 	send(roomId, body, {replyTo = null, threadRoot = null, attachments = []} = {}) {
 		const draft = {client_id: uuid(), room_id: roomId, body, reply_to: replyTo, thread_root: threadRoot, author: this.store.me, created_at: new Date().toISOString(), mentions: [], reactions: [], attachments};
 		if (!threadRoot && this.store.timeline(roomId).hasNewer) this.present(roomId);
 		this.store.addPending(roomId, draft);
 		this.transmit(draft);
 	}
-
 	transmit({room_id, client_id, body, reply_to, thread_root, attachments}) {
 		const frame = {type: 'send', room_id, client_id, body};
 		if (reply_to) frame.reply_to = reply_to;
@@ -429,17 +391,14 @@ export class App {
 			.then(msg => (msg?.id ? this.store.applyMessage(msg) : this.store.removePending(room_id, client_id)))
 			.catch(e => e.code !== 'discarded' && this.store.setPendingFailed(room_id, client_id, e.message || 'Not sent'));
 	}
-
 	async pin(m, on) {
 		const msg = await attempt(`Could not ${on ? 'pin' : 'unpin'}`, api.pin(m.id, on));
 		if (msg) this.store.applyMessage(msg), toast(on ? 'Message pinned' : 'Message unpinned');
 		return msg;
 	}
-
 	notificationsEnabled() {
 		return window.Notification?.permission === 'granted' && saved(KEY.notify) === '1';
 	}
-
 	async setNotifications(on) {
 		if (!window.Notification) return toast('This browser does not support notifications.', 'error'), false;
 		const ok = on && (Notification.permission === 'granted' || (await Notification.requestPermission()) === 'granted');
@@ -447,7 +406,6 @@ export class App {
 		saved(KEY.notify, ok ? '1' : null);
 		return ok;
 	}
-
 	notifyMenu(button) {
 		const room = this.store.room(this.activeId);
 		if (!room) return;
@@ -461,7 +419,6 @@ export class App {
 		const close = popover(button, menu);
 		menu.querySelector('[aria-checked=true]')?.focus();
 	}
-
 	notify(roomId, m) {
 		if (!m || !document.hidden || !this.notificationsEnabled()) return;
 		const room = this.store.room(roomId);
@@ -471,14 +428,11 @@ export class App {
 			n.onclick = () => (focus(), this.openRoom(roomId), n.close());
 		} catch {}
 	}
-
 	toggleTheme() {
 		saved(KEY.theme, (document.documentElement.dataset.theme = this.isDark() ? 'light' : 'dark'));
 		this.renderTheme();
 	}
-
 	isDark = (t = document.documentElement.dataset.theme) => (t ? t === 'dark' : this.dark.matches);
-
 	renderTheme() {
 		const btn = this.$('theme');
 		btn.replaceChildren(icon(this.isDark() ? 'sun' : 'moon'));

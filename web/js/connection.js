@@ -1,10 +1,7 @@
 // The gateway connection: one WebSocket that reconnects by itself. A `send` stays in
 // the outbox until acknowledged and is resent (same client_id) after a reconnect.
-
 import {ApiError, api} from './api.js';
-
 const offline = msg => new ApiError(0, 'offline', msg || 'Not connected. Try again in a moment.');
-
 export class Connection extends EventTarget {
 	ws = null;
 	state = 'connecting';
@@ -20,19 +17,16 @@ export class Connection extends EventTarget {
 	onVisible = () => document.visibilityState === 'visible' && this.kick();
 	onOffline = () => !this.connected && this.setState('offline');
 	emit = (type, detail) => this.dispatchEvent(new CustomEvent(type, {detail}));
-
 	listen(on) {
 		on.call(window, 'online', this.kick);
 		on.call(window, 'offline', this.onOffline);
 		on.call(document, 'visibilitychange', this.onVisible);
 	}
-
 	start() {
 		this.stopped = false;
 		this.listen(addEventListener);
 		this.open();
 	}
-
 	stop() {
 		this.stopped = true;
 		this.listen(removeEventListener);
@@ -41,11 +35,9 @@ export class Connection extends EventTarget {
 		this.drop(1000);
 		this.failPending(offline('Signed out'));
 	}
-
 	drop(code) {
 		if (this.ws) (this.ws.onclose = null), this.ws.close(code);
 	}
-
 	request(frame, timeout = 15000) {
 		if (!this.connected) return Promise.reject(offline());
 		return new Promise((resolve, reject) => {
@@ -55,11 +47,9 @@ export class Connection extends EventTarget {
 			this.transmit({...frame, req});
 		});
 	}
-
 	notify(frame) {
 		if (this.connected) this.transmit(frame);
 	}
-
 	sendMessage(frame) {
 		const known = this.outbox.get(frame.client_id);
 		if (known) return known.promise;
@@ -69,7 +59,6 @@ export class Connection extends EventTarget {
 		if (this.flushed) this.transmitEntry(frame.client_id, entry);
 		return entry.promise;
 	}
-
 	discard(clientId) {
 		const e = this.outbox.get(clientId);
 		if (!e) return;
@@ -77,12 +66,10 @@ export class Connection extends EventTarget {
 		this.pending.delete(e.req);
 		e.reject(new ApiError(0, 'discarded', 'Discarded'));
 	}
-
 	flushOutbox() {
 		this.flushed = this.connected;
 		for (const [key, entry] of this.outbox) this.transmitEntry(key, entry);
 	}
-
 	transmitEntry(key, entry) {
 		if (!this.connected) return;
 		this.pending.delete(entry.req);
@@ -90,17 +77,14 @@ export class Connection extends EventTarget {
 		this.pending.set(entry.req, {key});
 		this.transmit({...entry.frame, req: entry.req});
 	}
-
 	transmit(frame) {
 		try {
 			this.ws.send(JSON.stringify(frame));
 		} catch {}
 	}
-
 	setState(state) {
 		if (this.state !== state) (this.state = state), this.emit('state', {state});
 	}
-
 	open() {
 		clearTimeout(this.retry);
 		if (this.stopped) return;
@@ -140,7 +124,6 @@ export class Connection extends EventTarget {
 			this.scheduleReconnect(!gotReady);
 		};
 	}
-
 	onReply(f) {
 		const p = this.pending.get(f.req);
 		if (!p) return;
@@ -157,7 +140,6 @@ export class Connection extends EventTarget {
 		this.outbox.delete(p.key);
 		err ? entry.reject(err) : entry.resolve(f.data);
 	}
-
 	failPending(err) {
 		for (const [req, p] of this.pending) {
 			if (p.key == null) clearTimeout(p.timer), p.reject(err);
@@ -165,7 +147,6 @@ export class Connection extends EventTarget {
 		}
 		this.pending.clear();
 	}
-
 	scheduleReconnect(neverReady) {
 		if (this.stopped) return;
 		this.setState(navigator.onLine === false ? 'offline' : this.everReady ? 'reconnecting' : 'connecting');
@@ -176,7 +157,6 @@ export class Connection extends EventTarget {
 		// got a 401, which the WebSocket API hides); REST can tell.
 		if (neverReady && n >= 1) api.me().catch(e => e.status === 401 && !this.stopped && this.emit('unauthorized'));
 	}
-
 	startHeartbeat() {
 		clearInterval(this.heartbeat);
 		this.heartbeat = setInterval(() => {

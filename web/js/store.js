@@ -1,8 +1,6 @@
-// Client state. apply* is idempotent: a message is keyed by id and replaced only by a
-// copy whose `pos` is not older; optimistic ones are keyed by client_id.
-
+// Client state. apply* is idempotent: messages are keyed by id, replaced only by a
+// copy with no older `pos`; optimistic ones are keyed by client_id.
 import {displayName} from './util.js';
-
 class Timeline {
 	byId = new Map();
 	pending = new Map();
@@ -23,9 +21,7 @@ class Timeline {
 		this.loaded = this.hasOlder = this.hasNewer = false;
 	}
 }
-
 const MEMBER_FIELDS = ['unread_count', 'mention_count', 'last_read_seq', 'role', 'notification_level', 'muted_until'];
-
 export class Store {
 	me = null;
 	users = new Map();
@@ -37,28 +33,22 @@ export class Store {
 	typing = new Map();
 	seenPos = new Map();
 	listeners = new Map();
-
 	on(topic, fn) {
 		if (!this.listeners.has(topic)) this.listeners.set(topic, new Set());
 		this.listeners.get(topic).add(fn);
 	}
-
 	emit(topics, detail) {
 		for (const t of topics.split(' ')) for (const fn of this.listeners.get(t) || []) fn(detail);
 	}
-
 	changed = roomId => this.emit('rooms messages', roomId);
-
 	setMe(user) {
 		this.me = {...this.me, ...user};
 		this.upsertUser(user);
 		this.emit('me');
 	}
-
 	user = id => this.users.get(id) || null;
 	resolveUser = u => (u ? this.users.get(u.id) || u : null);
 	isMe = u => !!(u && this.me && u.id === this.me.id);
-
 	upsertUser(user, emit = true) {
 		if (!user?.id) return;
 		const prev = this.users.get(user.id) || {};
@@ -66,12 +56,10 @@ export class Store {
 		if (this.isMe(user)) this.me = {...this.me, ...user};
 		if (emit) this.emit('users');
 	}
-
 	setPresence({user_id, status, last_seen_at}) {
 		const u = this.users.get(user_id);
 		if (u) this.users.set(user_id, {...u, status, last_seen_at: last_seen_at ?? null}), this.emit('users');
 	}
-
 	applyReady({user, rooms = [], users = []}) {
 		this.setMe(user);
 		for (const u of users) this.upsertUser(u, false);
@@ -80,7 +68,6 @@ export class Store {
 		for (const r of rooms) this.putRoom(r);
 		this.emit('users rooms');
 	}
-
 	putRoom(r) {
 		const prev = this.rooms.get(r.id) || {};
 		const next = {unread_count: 0, mention_count: 0, last_read_seq: 0, ...prev, ...r};
@@ -90,21 +77,16 @@ export class Store {
 		this.rooms.set(r.id, next);
 		if (!this.seenPos.has(r.id)) this.seenPos.set(r.id, r.pos || 0);
 	}
-
 	upsertRoom(room) {
 		if (room?.id) this.putRoom(room), this.emit('rooms');
 	}
-
 	removeRoom(id) {
 		if (this.rooms.has(id)) this.dropRoom(id), this.emit('rooms');
 	}
-
 	dropRoom(id) {
 		for (const m of [this.rooms, this.timelines, this.members, this.typing, this.seenPos]) m.delete(id);
 	}
-
 	room = id => this.rooms.get(id) || null;
-
 	roomLists() {
 		const all = [...this.rooms.values()];
 		const byName = (a, b) => this.roomTitle(a).localeCompare(this.roomTitle(b), undefined, {sensitivity: 'base'});
@@ -113,37 +95,28 @@ export class Store {
 			dms: all.filter(r => r.kind === 'dm').sort((a, b) => (b.last_seq || 0) - (a.last_seq || 0) || byName(a, b)),
 		};
 	}
-
 	dmPeers(room) {
 		const ids = [...(this.members.get(room.id)?.keys() || [])].filter(id => id !== this.me?.id);
 		if (ids.length) return ids.map(id => this.users.get(id) || {id, username: '?'});
 		const names = (room.name || '').split(', ').filter(n => n && n !== this.me?.username);
 		return names.map(n => [...this.users.values()].find(u => u.username === n) || {username: n});
 	}
-
 	roomTitle = room => (!room ? '' : room.kind !== 'dm' ? room.name : this.dmPeers(room).map(displayName).sort().join(', ') || 'Direct message');
-
 	totalUnread = () => [...this.rooms.values()].reduce((n, r) => n + (r.unread_count || 0), 0);
-
 	resumeState = () => Object.fromEntries([...this.rooms.keys()].map(id => [id, this.seenPos.get(id) || 0]));
-
 	timeline(roomId) {
 		let t = this.timelines.get(roomId);
 		if (!t) this.timelines.set(roomId, (t = new Timeline()));
 		return t;
 	}
-
 	messagesFor(roomId) {
 		const t = this.timeline(roomId);
 		return [...t.sorted(), ...t.pending.values()];
 	}
-
 	findMessage = (roomId, id) => this.timelines.get(roomId)?.get(id) || null;
-
 	bumpPos(roomId, pos) {
 		if (pos != null && (this.seenPos.get(roomId) || 0) < pos) this.seenPos.set(roomId, pos);
 	}
-
 	applyMessage(msg, {pos, reactionChange, emit = true, history = false} = {}) {
 		if (!msg?.id) return;
 		const roomId = msg.room_id;
@@ -169,12 +142,10 @@ export class Store {
 		if (prev || history || (fresh ? !t.hasNewer : t.loaded && low != null && msg.seq > low && !(t.hasNewer && msg.seq > t.highestSeq()))) this.putNewer(t, msg, p, reactionChange);
 		if (emit) this.changed(roomId);
 	}
-
 	putNewer(into, msg, p, change) {
 		const prev = into.get(msg.id);
 		if (!prev || (prev.pos ?? 0) <= (msg.pos ?? p ?? 0)) into.set(msg.id, {...msg, pos: msg.pos ?? p, reactions: this.mergeReactions(prev, msg, change)});
 	}
-
 	// Live events are serialized once for everyone, so their `me` is always false:
 	// keep our own per emoji, changed only by a reaction_change that is ours.
 	mergeReactions(prev, msg, change) {
@@ -184,7 +155,6 @@ export class Store {
 		if (change && this.isMe({id: change.user_id})) mine[change.add ? 'add' : 'delete'](change.emoji);
 		return list.map(r => ({...r, me: mine.has(r.emoji)}));
 	}
-
 	countMention(roomId, m) {
 		const room = this.rooms.get(roomId);
 		if (!room || this.counted.has(m.id) || !m.mentions?.includes(this.me?.id) || this.isMe(m.author) || m.seq <= room.last_read_seq) return;
@@ -192,7 +162,6 @@ export class Store {
 		room.mention_count++;
 		this.emit('rooms');
 	}
-
 	applyDeleted({room_id, message_id, seq, pos}) {
 		const t = this.timeline(room_id);
 		const prev = t.get(message_id);
@@ -205,7 +174,6 @@ export class Store {
 		else return;
 		this.emit('messages', room_id);
 	}
-
 	applyHistory(roomId, {messages = [], has_more}, mode = 'older') {
 		const t = this.timeline(roomId);
 		const low = messages[0]?.seq;
@@ -221,7 +189,6 @@ export class Store {
 		if (mode === 'newest') t.loaded = !(t.hasNewer = false);
 		this.changed(roomId);
 	}
-
 	applyWindow(roomId, before, after) {
 		const t = this.timeline(roomId);
 		t.clear();
@@ -229,7 +196,6 @@ export class Store {
 		this.applyHistory(roomId, before);
 		this.applyHistory(roomId, after, 'newer');
 	}
-
 	setThread(rootId, msgs) {
 		if (!msgs) return this.threads.delete(rootId);
 		const th = this.threads.get(rootId) || new Map();
@@ -237,7 +203,6 @@ export class Store {
 		for (const m of msgs) this.putNewer(th, m, m.pos);
 		if (msgs[0]) this.emit('messages', msgs[0].room_id);
 	}
-
 	applyResume({room_id, messages = [], truncated, pos}) {
 		if (truncated) this.timeline(room_id).clear();
 		for (const m of messages) this.applyMessage(m, {emit: false});
@@ -245,33 +210,27 @@ export class Store {
 		this.changed(room_id);
 		return truncated;
 	}
-
 	addPending(roomId, draft) {
 		this.timeline(roomId).pending.set(draft.client_id, {...draft, pending: true, failed: null});
 		this.emit('messages', roomId);
 	}
-
 	setPendingFailed(roomId, clientId, failed) {
 		const t = this.timeline(roomId);
 		const m = t.pending.get(clientId);
 		if (m) t.pending.set(clientId, {...m, failed}), this.emit('messages', roomId);
 		return m;
 	}
-
 	removePending(roomId, clientId) {
 		if (this.timeline(roomId).pending.delete(clientId)) this.emit('messages', roomId);
 	}
-
 	applyRead({room_id, user_id, seq}) {
 		if (user_id === this.me?.id) this.markReadLocal(room_id, seq);
 		if (this.memberRead(room_id, user_id, seq)) this.emit('members', room_id);
 	}
-
 	memberRead(roomId, userId, seq) {
 		const e = this.members.get(roomId)?.get(userId);
 		return e && seq > e.last_read_seq && (e.last_read_seq = seq);
 	}
-
 	markReadLocal(roomId, seq) {
 		const room = this.rooms.get(roomId);
 		if (!room || seq < room.last_read_seq) return;
@@ -284,7 +243,6 @@ export class Store {
 		}
 		this.emit('rooms');
 	}
-
 	setMembers(roomId, members) {
 		const map = new Map();
 		for (const m of members) if (m.user) this.upsertUser(m.user, false), map.set(m.user.id, {role: m.role, last_read_seq: m.last_read_seq || 0});
@@ -293,7 +251,6 @@ export class Store {
 		if (room) room.member_count = Math.max(room.member_count || 0, map.size);
 		this.emit('users members rooms', roomId);
 	}
-
 	memberJoined(roomId, user) {
 		this.upsertUser(user, false);
 		const map = this.members.get(roomId);
@@ -302,7 +259,6 @@ export class Store {
 		map?.set(user.id, map.get(user.id) || {role: 'member', last_read_seq: 0});
 		this.emit('users members rooms', roomId);
 	}
-
 	memberLeft(roomId, user) {
 		const map = this.members.get(roomId);
 		const room = this.rooms.get(roomId);
@@ -310,12 +266,10 @@ export class Store {
 		map?.delete(user.id);
 		this.emit('members rooms', roomId);
 	}
-
 	setTyping(roomId, ids = []) {
 		this.typing.set(roomId, ids.filter(id => id !== this.me?.id));
 		this.emit('typing', roomId);
 	}
-
 	typingText(roomId) {
 		const n = (this.typing.get(roomId) || []).map(id => displayName(this.users.get(id)));
 		if (n.length > 3) return 'Several people are typing…';

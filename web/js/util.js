@@ -1,6 +1,5 @@
 // DOM and formatting helpers. User text reaches the page only through textContent;
 // the only HTML inserted is server-sanitized (message.html, search snippets).
-
 /**
  * el('span.a.b', props?, ...children). Props: text, dataset, value, checked, on*
  * listeners, anything else an attribute (true → "", null/false → absent). A string,
@@ -24,13 +23,10 @@ export function el(tag, props, ...kids) {
 	add(e, kids);
 	return e;
 }
-
 export const fill = (parent, ...kids) => (parent.replaceChildren(), add(parent, kids), parent);
-
 function add(parent, kids) {
 	for (const c of kids) if (c != null && c !== false) Array.isArray(c) ? add(parent, c) : parent.append(c instanceof Node ? c : String(c));
 }
-
 const ICONS = {
 	menu: 'M4 6h16M4 12h16M4 18h16',
 	plus: 'M12 5v14M5 12h14',
@@ -62,9 +58,7 @@ const ICONS = {
 	play: 'M7 4v16l13-8z',
 	compass: 'M22 12a10 10 0 1 1-20 0a10 10 0 1 1 20 0M16 8l-2 6-6 2 2-6z',
 };
-
 const NS = 'http://www.w3.org/2000/svg';
-
 export function icon(name, cls = 'icon') {
 	const svg = document.createElementNS(NS, 'svg');
 	const p = document.createElementNS(NS, 'path');
@@ -73,18 +67,13 @@ export function icon(name, cls = 'icon') {
 	svg.append(p);
 	return svg;
 }
-
 export const roomIcon = (r, cls) => icon(r?.kind === 'dm' ? 'chat' : r && (r.kind === 'private' || r.has_password) ? 'lock' : 'hash', cls);
-
 export function hydrateIcons(root) {
 	for (const i of root.querySelectorAll('i[data-icon]')) i.replaceWith(icon(i.dataset.icon));
 	for (const b of root.querySelectorAll('.icon-btn[aria-label]:not([title])')) b.title = b.getAttribute('aria-label');
 }
-
 export const iconButton = (name, label, onclick, cls = 'icon-btn') => el(`button.${cls.replace(/ /g, '.')}`, {'aria-label': label, title: label, onclick}, icon(name));
-
 export const displayName = u => (u && (u.display_name || u.username)) || 'Unknown';
-
 const fmt = o => new Intl.DateTimeFormat(undefined, o);
 const timeFmt = fmt({hour: '2-digit', minute: '2-digit'});
 const fullFmt = fmt({dateStyle: 'full', timeStyle: 'medium'});
@@ -94,7 +83,6 @@ const date = (iso, f) => (isNaN(new Date(iso)) ? '' : f.format(new Date(iso)));
 export const formatTime = iso => date(iso, timeFmt);
 export const formatFull = iso => date(iso, fullFmt);
 export const dayKey = iso => new Date(iso).toDateString();
-
 export function dayLabel(iso) {
 	const d = new Date(iso);
 	const y = new Date();
@@ -103,26 +91,20 @@ export function dayLabel(iso) {
 	if (d.toDateString() === y.toDateString()) return 'Yesterday';
 	return (d.getFullYear() === y.getFullYear() ? dayFmt : yearFmt).format(d);
 }
-
 export function formatCountdown(ms) {
 	const s = Math.max(0, Math.ceil(ms / 1000));
 	const [d, h, m, sec] = [Math.floor(s / 86400), Math.floor((s % 86400) / 3600), Math.floor((s % 3600) / 60), s % 60];
 	return d ? `${d}d ${h}h` : h ? `${h}h ${m}m` : m ? `${m}m ${sec}s` : `${sec}s`;
 }
-
 export function timeAgo(iso) {
 	const s = (Date.now() - new Date(iso)) / 1000;
 	if (!(s >= 60)) return 'just now';
 	const [n, unit] = s < 3600 ? [s / 60, 'minute'] : s < 86400 ? [s / 3600, 'hour'] : [s / 86400, 'day'];
 	return new Intl.RelativeTimeFormat(undefined, {numeric: 'auto'}).format(-Math.floor(n), unit);
 }
-
 export const fmtSize = n => (n < 1024 ? `${n} B` : n < 1048576 ? `${Math.ceil(n / 1024)} KB` : `${(n / 1048576).toFixed(1)} MB`);
-
 export const isMod = (room, me) => ['owner', 'admin', 'moderator'].includes(room?.role) || !!me?.is_admin;
-
 export const youtubeIds = text => [...new Set([...String(text || '').matchAll(/https?:\/\/(?:www\.|m\.)?(?:youtube\.com\/watch\?(?:[^\s#]*&)?v=|youtu\.be\/)([\w-]{11})(?![\w-])/g)].map(m => m[1]))].slice(0, 3);
-
 let popClose = null;
 export function popover(anchor, node, onClose) {
 	const again = anchor.getAttribute('aria-expanded') === 'true';
@@ -155,19 +137,16 @@ export function popover(anchor, node, onClose) {
 	listen(addEventListener);
 	return (popClose = close);
 }
-
 export function toast(message, kind = 'info') {
 	const t = el(`div.toast.toast-${kind}`, icon(kind === 'error' ? 'x' : 'check'), el('span', message));
 	document.getElementById('toasts')?.append(t);
 	setTimeout(() => (t.classList.add('leaving'), setTimeout(() => t.remove(), 300)), 4000);
 }
-
 export function uuid() {
 	if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
 	const h = [...crypto.getRandomValues(new Uint8Array(16))].map((x, i) => (i === 6 ? (x & 15) | 64 : i === 8 ? (x & 63) | 128 : x).toString(16).padStart(2, '0')).join('');
 	return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
-
 export async function copyText(text) {
 	try {
 		await navigator.clipboard.writeText(text);
@@ -184,7 +163,6 @@ export async function copyText(text) {
 		return ok;
 	}
 }
-
 export const readAsDataURL = file =>
 	new Promise((resolve, reject) => {
 		const r = new FileReader();
@@ -192,16 +170,11 @@ export const readAsDataURL = file =>
 		r.onerror = () => reject(r.error);
 		r.readAsDataURL(file);
 	});
-
 export function initials(name) {
 	const p = String(name || '').trim().split(/[\s._-]+/).filter(Boolean);
 	return p.length ? ([...p[0]][0] + (p.length > 1 ? [...p.at(-1)][0] : '')).toUpperCase() : '';
 }
-
 export const hueOf = s => [...String(s || '').toLowerCase()].reduce((h, c) => (h * 31 + c.codePointAt(0)) >>> 0, 0) % 360;
-
 export const localToRfc3339 = v => (v && !isNaN(new Date(v)) ? new Date(v).toISOString().replace(/\.\d{3}Z$/, 'Z') : null);
-
 export const snippet = (body, n = 120) => String(body || '').replace(/[*_~`>#]+/g, '').replace(/\s+/g, ' ').trim().slice(0, n);
-
 export const MAX_AVATAR_BYTES = 5 * 1024 * 1024;

@@ -1,12 +1,9 @@
-// A composer: Enter sends; reply preview, drafts, `@name`/`:shortcode:` completion,
-// attachments (uploaded at once), typing signals (at most one per 3 s).
-
+// Composer: Enter sends; reply preview, drafts, `@name`/`:shortcode:` completion,
+// attachments (uploaded at once), typing signals (≤ 1 per 3 s).
 import {api} from '../api.js';
 import {displayName, el, fmtSize, icon, iconButton, isMod, snippet} from '../util.js';
 import {emojiData, searchEmoji} from './emoji.js';
-
 let ids = 0;
-
 export class ComposerView {
 	constructor(refs, store, actions) {
 		Object.assign(this, refs, {store, actions, roomId: null, thread: null, replyTo: null, drafts: new Map(), files: new Map(), lastTyping: 0, typingActive: false, blocked: null, options: [], active: 0});
@@ -33,11 +30,9 @@ export class ComposerView {
 		this.replyCancel?.addEventListener('click', () => (this.setReply(null), this.focus()));
 		this.attach?.addEventListener('change', () => (this.addFiles([...this.attach.files]), (this.attach.value = '')));
 	}
-
 	key = () => this.thread || this.roomId;
 	focus = () => this.input.disabled || this.input.focus();
 	pending = () => this.files.get(this.roomId) || [];
-
 	setRoom(roomId, thread = null) {
 		if (this.typingActive) this.stopTyping();
 		Object.assign(this, {roomId, thread});
@@ -50,7 +45,6 @@ export class ComposerView {
 		this.renderFiles();
 		this.autosize();
 	}
-
 	setBlocked(reason) {
 		if (reason === this.blocked) return;
 		this.blocked = reason;
@@ -59,7 +53,6 @@ export class ComposerView {
 		this.input.placeholder = reason || this.placeholder || 'Message';
 		this.form.classList.toggle('blocked', !!reason);
 	}
-
 	setReply(msg) {
 		this.replyTo = msg;
 		if (!this.reply) return;
@@ -67,19 +60,16 @@ export class ComposerView {
 		const text = msg && snippet(msg.body, 100);
 		if (msg) this.replyText.replaceChildren(el('strong', `Replying to ${displayName(this.store.resolveUser(msg.author))}`), text ? ` — ${text}` : '');
 	}
-
 	autosize() {
 		const ta = this.input;
 		ta.style.height = 'auto';
 		ta.style.height = `${Math.min(ta.scrollHeight, Math.max(120, innerHeight * 0.4))}px`;
 	}
-
 	insert(text, from, to) {
 		this.input.focus();
 		this.input.setRangeText(`${text} `, from, to, 'end');
 		this.input.dispatchEvent(new Event('input'));
 	}
-
 	async suggest() {
 		const ta = this.input;
 		const m = ta.value.slice(0, ta.selectionStart).match(/(?:^|[\s(])([@:])([\p{L}\p{N}_.+-]*)$/u);
@@ -101,7 +91,6 @@ export class ComposerView {
 				o.img ? el('img.avatar.avatar-xs', {src: o.img, alt: ''}) : el('span.glyph', {'aria-hidden': 'true'}, o.glyph || '@'), el('b', o.text), el('small', o.sub))));
 		this.highlight(0);
 	}
-
 	people(q) {
 		const {store} = this;
 		const users = [...(store.members.get(this.roomId)?.keys() || [])].map(store.user).filter(u => u && !store.isMe(u) && (u.username.toLowerCase().startsWith(q) || displayName(u).toLowerCase().includes(q)));
@@ -109,7 +98,6 @@ export class ComposerView {
 		const special = [['here', 'Everyone online here'], isMod(store.room(this.roomId), store.me) && ['room', 'Everyone in this room']].filter(s => s && s[0].startsWith(q));
 		return [...users.slice(0, 8).map(u => ({img: u.avatar_url, text: displayName(u), sub: `@${u.username}`, insert: `@${u.username}`})), ...special.map(([n, sub]) => ({text: `@${n}`, sub, insert: `@${n}`}))];
 	}
-
 	highlight(i) {
 		const n = this.options.length;
 		if (!n) return;
@@ -118,21 +106,18 @@ export class ComposerView {
 		this.list.children[this.active].scrollIntoView({block: 'nearest'});
 		this.input.setAttribute('aria-activedescendant', `${this.list.id}-${this.active}`);
 	}
-
 	pick(i) {
 		const o = this.options[i];
 		const to = this.input.selectionStart;
 		this.closeSuggest();
 		if (o) this.insert(o.insert, this.from, to);
 	}
-
 	closeSuggest() {
 		this.options = [];
 		this.list.hidden = true;
 		this.input.removeAttribute('aria-activedescendant');
 		this.input.setAttribute('aria-expanded', 'false');
 	}
-
 	addFiles(files) {
 		if (!this.attach || this.blocked || !this.roomId) return;
 		const list = this.pending();
@@ -156,7 +141,6 @@ export class ComposerView {
 		this.renderFiles();
 		this.focus();
 	}
-
 	removeFile(u, keep) {
 		u.req?.abort();
 		if (u.url) URL.revokeObjectURL(u.url);
@@ -165,13 +149,11 @@ export class ComposerView {
 		this.renderFiles();
 		this.focus();
 	}
-
 	renderFiles() {
 		if (!this.chips) return;
 		this.chips.hidden = !this.pending().length;
 		this.chips.replaceChildren(...this.pending().map(u => u.node));
 	}
-
 	signalTyping() {
 		if (!this.input.value.trim()) return this.typingActive && this.stopTyping();
 		if (Date.now() - this.lastTyping < 3000) return;
@@ -179,13 +161,11 @@ export class ComposerView {
 		this.typingActive = true;
 		this.actions.typing(this.roomId, true);
 	}
-
 	stopTyping() {
 		this.typingActive = false;
 		this.lastTyping = 0;
 		this.actions.typing(this.roomId, false);
 	}
-
 	submit() {
 		const body = this.input.value;
 		const files = this.pending();

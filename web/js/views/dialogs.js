@@ -1,11 +1,8 @@
 // Modal dialogs on <dialog>; each gets the app (store + actions) as ctx.
-
 import {api} from '../api.js';
 import {displayName, el, formatFull, formatTime, icon, iconButton, localToRfc3339, MAX_AVATAR_BYTES, roomIcon, timeAgo} from '../util.js';
-
 let seq = 0;
 const nextId = p => `${p}-${++seq}`;
-
 export function openDialog(title, {wide, onClose, cls = ''} = {}) {
 	const id = nextId('dlg');
 	const body = el('div.dialog-body');
@@ -17,7 +14,6 @@ export function openDialog(title, {wide, onClose, cls = ''} = {}) {
 	dialog.showModal();
 	return {body, close: () => dialog.close()};
 }
-
 const field = (label, input, hint) => el('div.field', el('label.field-label', {for: (input.id ||= nextId('f'))}, label), input, hint && el('p.hint', hint));
 const errorBox = () => el('p.form-error', {role: 'alert', hidden: true});
 const showError = (box, msg) => ((box.textContent = msg || ''), (box.hidden = !msg));
@@ -26,7 +22,6 @@ const input = (type, props) => el('input', {type, autocomplete: 'off', ...props}
 const submitButton = text => el('button.btn.btn-primary', {type: 'submit'}, text);
 const form = (onSubmit, ...kids) => el('form.form', {novalidate: true, onsubmit: e => (e.preventDefault(), onSubmit())}, kids);
 const avatar = (u, size = 32) => el(`img.avatar.avatar-${size > 32 ? 'xl' : 'sm'}`, {src: u?.avatar_url, alt: '', width: size, height: size});
-
 async function busy(button, box, fn, text = e => e.message) {
 	button.disabled = true;
 	showError(box, '');
@@ -40,15 +35,12 @@ async function busy(button, box, fn, text = e => e.message) {
 		button.disabled = false;
 	}
 }
-
 export const joinErrorText = e => (e.code === 'forbidden' ? 'You cannot join this room: wrong password, or guests are not allowed.' : e.code === 'not_found' ? 'This room does not exist, or it is private.' : e.message);
-
 const debounced = (q, run, ms = 200) => {
 	let timer;
 	let token = 0;
 	q.addEventListener('input', () => (clearTimeout(timer), (timer = setTimeout((t = ++token) => run(q.value.trim(), () => t === token), ms))));
 };
-
 export function browseRooms(ctx) {
 	const {body, close} = openDialog('Browse rooms', {wide: true});
 	const search = input('search', {placeholder: 'Filter rooms', 'aria-label': 'Filter rooms'});
@@ -80,7 +72,6 @@ export function browseRooms(ctx) {
 	);
 	search.focus();
 }
-
 export function createRoom(ctx) {
 	const {body, close} = openDialog('Create a room');
 	const name = input('text', {maxlength: 80});
@@ -111,7 +102,6 @@ export function createRoom(ctx) {
 	err, actions(close, submit)));
 	name.focus();
 }
-
 export function joinWithPassword(room) {
 	return new Promise(resolve => {
 		const {body, close} = openDialog(`Join #${room.name}`, {onClose: () => resolve(null)});
@@ -124,7 +114,6 @@ export function joinWithPassword(room) {
 		pw.focus();
 	});
 }
-
 function people(body, row, ...extra) {
 	const q = input('search', {placeholder: 'Search people by name', 'aria-label': 'Search people'});
 	const list = el('ul.plain-list', {'aria-label': 'People'});
@@ -147,9 +136,7 @@ function people(body, row, ...extra) {
 	q.focus();
 	return {err, render};
 }
-
 const who = u => el('span', el('b', displayName(u)), el('small.muted', `@${u.username}`));
-
 export function invite(ctx, room) {
 	const members = ctx.store.members.get(room.id) || new Map();
 	const invited = new Set();
@@ -162,7 +149,6 @@ export function invite(ctx, room) {
 		return el('div.person', avatar(u), who(u), btn);
 	});
 }
-
 export function newDm(ctx) {
 	const {body, close} = openDialog('New message');
 	const chosen = new Map();
@@ -178,7 +164,6 @@ export function newDm(ctx) {
 	body.append(el('div.dialog-actions', start));
 	start.onclick = () => busy(start, err, async () => (await ctx.startDm([...chosen.keys()]), close()));
 }
-
 export function userCard(ctx, userId) {
 	const u = ctx.store.user(userId);
 	if (!u) return;
@@ -195,7 +180,6 @@ export function userCard(ctx, userId) {
 	dm.onclick = () => busy(dm, err, async () => (await ctx.startDm(u.id), close()));
 	body.append(el('div.dialog-actions', dm));
 }
-
 export function profile(ctx) {
 	const me = ctx.store.me;
 	const {body, close} = openDialog('Profile');
@@ -230,7 +214,6 @@ export function profile(ctx) {
 		field('Display name', dname), field('Status', status), field('Bio', bio),
 		err, actions(close, save)));
 }
-
 function result(ctx, m, html, onOpen) {
 	const a = ctx.store.resolveUser(m.author);
 	const room = ctx.store.room(m.room_id);
@@ -240,9 +223,7 @@ function result(ctx, m, html, onOpen) {
 		el('span.result-main', el('span.result-head', el('b', displayName(a)), room && el('span', roomIcon(room, 'icon icon-xs'), ctx.store.roomTitle(room)),
 			el('time.muted', {datetime: m.created_at, title: formatFull(m.created_at)}, `${new Date(m.created_at).toLocaleDateString()} ${formatTime(m.created_at)}`)), body)));
 }
-
 const last = {q: '', here: false};
-
 export function search(ctx, roomId) {
 	const {body, close} = openDialog('Search messages', {wide: true});
 	const q = input('search', {placeholder: 'Search messages', 'aria-label': 'Search messages', value: last.q});
@@ -270,7 +251,6 @@ export function search(ctx, roomId) {
 	q.select();
 	if (last.q) run();
 }
-
 export async function pins(ctx, room) {
 	const {body, close} = openDialog(`Pinned messages in ${room.kind === 'dm' ? '' : '#'}${ctx.store.roomTitle(room)}`, {wide: true});
 	const status = el('p.muted', {role: 'status'}, 'Loading…');
@@ -284,5 +264,4 @@ export async function pins(ctx, room) {
 		status.textContent = e.message;
 	}
 }
-
 export const lightbox = a => openDialog(a.name, {cls: '.lightbox'}).body.append(el('img', {src: a.url, alt: a.name, width: a.width, height: a.height}));

@@ -1,19 +1,14 @@
-// The emoji picker popover and :shortcode: lookup, over GET /emoji (fetched once).
-
+// Emoji picker and :shortcode: lookup over GET /emoji (fetched once).
 import {api} from '../api.js';
 import {el, popover} from '../util.js';
-
 export const QUICK = ['👍', '❤️', '😂', '🎉', '😮', '😢', '👀', '🙏'];
 let data = null;
-
 export const emojiData = () => (data ??= api.emoji().catch(e => ((data = null), Promise.reject(e))));
-
 export function searchEmoji(list, q, n) {
 	q = q.toLowerCase();
 	const rank = x => (x.s.includes(q) ? 0 : x.s.some(s => s.startsWith(q)) ? 1 : x.n.startsWith(q) ? 2 : x.s.some(s => s.includes(q)) || x.n.includes(q) ? 3 : 9);
 	return list.map(x => [rank(x), x]).filter(r => r[0] < 9).sort((a, b) => a[0] - b[0] || a[1].e.codePointAt(0) - b[1].e.codePointAt(0)).slice(0, n).map(r => r[1]);
 }
-
 export function openPicker(anchor, onPick, onClose) {
 	const search = el('input', {type: 'search', placeholder: 'Search emoji', 'aria-label': 'Search emoji', autocomplete: 'off'});
 	const scroll = el('div.emoji-scroll');

@@ -1,9 +1,6 @@
 // The conversation header and the time-box banner.
-
 import {el, formatCountdown, formatFull, icon, roomIcon} from '../util.js';
-
 const CONN = {connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', offline: 'Offline'};
-
 export function roomGate(room, me, now = Date.now()) {
 	const none = {blocked: null, banner: null, ticking: false};
 	if (!room) return none;
@@ -20,17 +17,14 @@ export function roomGate(room, me, now = Date.now()) {
 	if (ends && ends - now < 864e5) return {blocked: null, banner: ['info', `Closes in ${formatCountdown(ends - now)}`, ''], ticking: true};
 	return none;
 }
-
 export class HeaderView {
 	constructor(refs, store) {
 		Object.assign(this, refs, {store});
 	}
-
 	setConnection(state) {
 		this.conn.dataset.state = state;
 		this.connText.textContent = CONN[state] || state;
 	}
-
 	render(roomId) {
 		const room = this.store.room(roomId);
 		const me = this.store.me;
@@ -44,12 +38,10 @@ export class HeaderView {
 		this.memberCount.textContent = n;
 		this.toggleMembers.title = `${n} member${n === 1 ? '' : 's'}`;
 	}
-
 	title() {
 		const n = this.store.totalUnread();
 		return n > 0 ? `(${n}) Hubbub` : 'Hubbub';
 	}
-
 	renderBanner(roomId) {
 		const gate = roomGate(this.store.room(roomId), this.store.me);
 		this.banner.hidden = !gate.banner;

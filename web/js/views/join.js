@@ -1,13 +1,10 @@
 // The join screen: a guest (name + avatar, previewed locally) or an account.
-
 import {api} from '../api.js';
 import {el, hueOf, hydrateIcons, initials, MAX_AVATAR_BYTES, readAsDataURL} from '../util.js';
-
 export class JoinView {
 	constructor(root, {onJoined, invited}) {
 		Object.assign(this, {root, onJoined, invited, file: null, url: null});
 	}
-
 	mount() {
 		this.root.replaceChildren(document.getElementById('tpl-join').content.cloneNode(true));
 		hydrateIcons(this.root);
@@ -23,8 +20,7 @@ export class JoinView {
 		this.clear.addEventListener('click', () => this.pick(null));
 		this.guestForm.addEventListener('submit', e => (e.preventDefault(), this.joinGuest()));
 		this.accountForm.addEventListener('submit', e => (e.preventDefault(), this.account(this.mode === 'register')));
-		// One form at a time, the other out of the DOM: "Name" and "Username" never
-		// sit side by side, so label lookups stay unambiguous.
+		// One form in the DOM at a time: "Name" never sits beside "Username".
 		this.switcher = $('switch');
 		this.accountForm.remove();
 		$('show-login').addEventListener('click', () => this.showAccount('login'));
@@ -33,7 +29,6 @@ export class JoinView {
 		this.updatePreview();
 		this.name.focus();
 	}
-
 	showAccount(mode) {
 		this.mode = mode;
 		const label = mode === 'register' ? 'Create account' : 'Sign in';
@@ -45,18 +40,15 @@ export class JoinView {
 		this.switcher.remove();
 		this.accountForm.elements.username.focus();
 	}
-
 	showGuest() {
 		this.accountForm.replaceWith(this.guestForm);
 		this.guestForm.after(this.switcher);
 		this.name.focus();
 	}
-
 	unmount() {
 		if (this.url) URL.revokeObjectURL(this.url);
 		this.root.replaceChildren();
 	}
-
 	pick(f) {
 		this.error(this.guestError, '');
 		const bad = f && (!f.type.startsWith('image/') ? 'Choose an image file (PNG, JPEG, GIF or WebP).' : f.size > MAX_AVATAR_BYTES ? 'That image is larger than 5 MB. Choose a smaller one.' : '');
@@ -67,7 +59,6 @@ export class JoinView {
 		this.url = this.file ? URL.createObjectURL(this.file) : null;
 		this.updatePreview();
 	}
-
 	updatePreview() {
 		const name = this.name.value.trim();
 		this.img.hidden = this.clear.hidden = !this.url;
@@ -79,10 +70,8 @@ export class JoinView {
 			this.preview.style.setProperty('--hue', hueOf(name));
 		}
 	}
-
 	error = (node, msg) => ((node.textContent = msg), (node.hidden = !msg));
 	busy = (form, on) => form.querySelectorAll('button, input').forEach(c => (c.disabled = on));
-
 	async joinGuest() {
 		const name = this.name.value.trim();
 		this.error(this.guestError, '');
@@ -96,7 +85,6 @@ export class JoinView {
 			(e.field === 'avatar' ? this.input : this.name).focus();
 		}
 	}
-
 	async account(register) {
 		const {username, password} = this.accountForm.elements;
 		this.error(this.accountError, '');
@@ -110,7 +98,6 @@ export class JoinView {
 		}
 	}
 }
-
 export function bootError(root, message, retry) {
 	root.replaceChildren(el('div.boot', el('p', {role: 'alert', text: message}), el('button.btn.btn-primary', {onclick: retry}, 'Try again')));
 }

@@ -1,19 +1,14 @@
 // The member list of the open room, online people first.
-
 import {displayName, el, fill, timeAgo} from '../util.js';
-
 const STATUS = {online: 'Online', away: 'Away', dnd: 'Do not disturb', offline: 'Offline'};
-
 export class MembersView {
 	constructor(body, store, app) {
 		Object.assign(this, {body, store, app, roomId: null});
 	}
-
 	setRoom(roomId) {
 		this.roomId = roomId;
 		this.render();
 	}
-
 	render() {
 		const room = this.store.room(this.roomId);
 		const map = this.store.members.get(this.roomId);
@@ -25,7 +20,6 @@ export class MembersView {
 		fill(this.body, group('Online', people.filter(online)), group('Offline', people.filter(p => !online(p))),
 			room.member_count > people.length && el('p.members-note', `and ${room.member_count - people.length} more`));
 	}
-
 	item({user, role}) {
 		const name = displayName(user);
 		const st = user.status || 'offline';

@@ -1,13 +1,10 @@
-// The message list (role="log"), reconciled by key. The reader stays at the bottom
-// when there, else keeps their place. The thread panel builds messages here too.
-
+// The message list (role="log"), reconciled by key; keeps the reader's place.
+// The thread panel builds messages here too.
 import {api} from '../api.js';
 import {dayKey, dayLabel, displayName, el, fmtSize, formatFull, formatTime, icon, iconButton, isMod, snippet, youtubeIds} from '../util.js';
 import {lightbox} from './dialogs.js';
 import {openPicker} from './emoji.js';
-
 export const replies = n => `${n} repl${n === 1 ? 'y' : 'ies'}`;
-
 export function reconcile(box, nodes, items, build, swap) {
 	const seen = new Set();
 	let cursor = box.firstChild;
@@ -28,13 +25,11 @@ export function reconcile(box, nodes, items, build, swap) {
 	}
 	for (const [k, e] of nodes) if (!seen.has(k)) e.node.remove(), nodes.delete(k);
 }
-
 export function flash(node) {
 	node.classList.remove('flash');
 	void node.offsetWidth;
 	node.classList.add('flash');
 }
-
 export class MessagesView {
 	constructor(log, jump, store, actions) {
 		Object.assign(this, {log, jump, store, actions, roomId: null, nodes: new Map(), stick: true, editing: null, draft: '', lastKey: null, marker: null, who: new Map()});
@@ -43,9 +38,7 @@ export class MessagesView {
 		new ResizeObserver(() => this.stick && this.toBottom()).observe(log);
 		jump.addEventListener('click', () => (this.t().hasNewer ? actions.present(this.roomId) : this.toBottom(true)));
 	}
-
 	t = () => this.store.timeline(this.roomId);
-
 	setRoom(roomId) {
 		const room = this.store.room(roomId);
 		Object.assign(this, {roomId, stick: true, editing: null, lastKey: null, toMarker: true, marker: room?.unread_count > 0 && room.last_read_seq > 0 ? room.last_read_seq : null});
@@ -54,12 +47,10 @@ export class MessagesView {
 		this.render();
 		this.toBottom();
 	}
-
 	toBottom(smooth) {
 		this.log.scrollTo({top: this.log.scrollHeight, behavior: smooth ? 'smooth' : 'auto'});
 		this.stick = this.jump.hidden = true;
 	}
-
 	onScroll() {
 		const l = this.log;
 		const t = this.roomId && this.t();
@@ -69,12 +60,10 @@ export class MessagesView {
 		if (bottom && t?.hasNewer) this.actions.loadNewer(this.roomId);
 		this.maybeLoadOlder();
 	}
-
 	maybeLoadOlder() {
 		const t = this.roomId && this.t();
 		if (t?.loaded && t.hasOlder && !t.loadingOlder && (this.log.scrollTop < 240 || this.log.scrollHeight <= this.log.clientHeight)) this.actions.loadOlder(this.roomId);
 	}
-
 	msgItem(m, prev, fresh, thread) {
 		const {store} = this;
 		const at = m.created_at || new Date().toISOString();
@@ -89,7 +78,6 @@ export class MessagesView {
 			JSON.stringify(m.reactions || []), target ? target.pos + displayName(targetAuthor) : m.reply_to, mod, m.deleted, m.edited_at, store.me?.id].join('§');
 		return {key, kind: 'msg', ver, m, grouped, mine, mod, author, target, targetAuthor, thread};
 	}
-
 	items() {
 		const {store} = this;
 		const t = this.t();
@@ -116,7 +104,6 @@ export class MessagesView {
 		}
 		return items;
 	}
-
 	render() {
 		if (!this.roomId) return;
 		const {log, stick} = this;
@@ -138,7 +125,6 @@ export class MessagesView {
 		else if (anchor?.parentNode === log) log.scrollTop = anchor.offsetTop - offset;
 		this.maybeLoadOlder();
 	}
-
 	build(item) {
 		const {kind, ver} = item;
 		if (kind === 'msg') return this.buildMessage(item);
@@ -157,7 +143,6 @@ export class MessagesView {
 		return el('div.room-intro', el('h2', dm ? title : `Welcome to #${title}`),
 			el('p.muted', room?.topic || (dm ? 'This is the start of your conversation.' : 'This is the very beginning of the room.')));
 	}
-
 	buildMessage({key, m, grouped, mine, mod, author, target, targetAuthor, thread}) {
 		const A = this.actions;
 		const at = m.created_at || new Date().toISOString();
@@ -198,7 +183,6 @@ export class MessagesView {
 			mine && iconButton('edit', 'Edit', () => this.startEdit(key, m)), (mine || mod) && iconButton('trash', 'Delete', () => A.remove(m), 'icon-btn danger')));
 		return node;
 	}
-
 	buildBody(m) {
 		const body = el('div.msg-body');
 		body.innerHTML = m.html || ''; // sanitized by the server
@@ -211,7 +195,6 @@ export class MessagesView {
 		if (m.edited_at) body.append(el('span.edited', {title: `Edited ${formatFull(m.edited_at)}`}, '(edited)'));
 		return body;
 	}
-
 	buildAttachment(a) {
 		if (!a.thumbnail_url) return el('a.att-file', {href: a.url, download: a.name, title: `Download ${a.name}`}, el('span.att-icon', icon('file')),
 			el('span.att-text', el('b', a.name), el('small', fmtSize(a.size))), icon('arrow-down'));
@@ -219,7 +202,6 @@ export class MessagesView {
 		const s = Math.min(1, 320 / w, 240 / h);
 		return el('button.att-img', {title: a.name, 'aria-label': `View image ${a.name}`, onclick: () => lightbox(a)}, el('img', {src: a.thumbnail_url, alt: a.name, width: Math.round(w * s), height: Math.round(h * s)}));
 	}
-
 	buildReactions(m) {
 		const row = el('div.reactions', m.reactions.map(r => el(`button.reaction${r.me ? '.me' : ''}`, {'aria-pressed': String(!!r.me), 'aria-label': `${r.emoji} ${r.count}`,
 			dataset: {emoji: r.emoji}, onclick: () => this.actions.react(m, r.emoji, !r.me)}, el('span', r.emoji), el('b', String(r.count)))));
@@ -236,13 +218,11 @@ export class MessagesView {
 		row.addEventListener('focusin', who, {once: true});
 		return row;
 	}
-
 	react(m, button) {
 		const art = button.closest('article');
 		art.classList.add('picking');
 		openPicker(button, e => this.actions.react(m, e, !m.reactions?.some(r => r.emoji === e && r.me)), () => art.classList.remove('picking'));
 	}
-
 	startEdit(key, m) {
 		Object.assign(this, {editing: key, draft: m.body || ''});
 		this.actions.rerender();
@@ -251,19 +231,16 @@ export class MessagesView {
 		ta?.setSelectionRange(ta.value.length, ta.value.length);
 		ta?.scrollIntoView({block: 'nearest'});
 	}
-
 	editLast() {
 		const m = this.store.messagesFor(this.roomId).findLast(x => this.store.isMe(x.author) && !x.deleted && !x.pending && !x.thread_root);
 		if (m) this.startEdit(m.client_id ? `c:${m.client_id}` : m.id, m);
 		return !!m;
 	}
-
 	stopEdit() {
 		this.editing = null;
 		this.actions.rerender();
 		this.actions.focusComposer();
 	}
-
 	buildEditor(m) {
 		const ta = el('textarea', {'aria-label': 'Edit message', rows: 2, value: this.draft});
 		const size = () => ((ta.style.height = 'auto'), (ta.style.height = `${Math.min(ta.scrollHeight + 2, 320)}px`));
@@ -286,7 +263,6 @@ export class MessagesView {
 		return el('div.msg-editor', ta, el('div', el('span.muted', 'Escape to cancel · Enter to save'),
 			el('button.btn.btn-ghost.btn-sm', {onclick: () => this.stopEdit()}, 'Cancel'), el('button.btn.btn-primary.btn-sm', {onclick: save}, 'Save')));
 	}
-
 	reveal(id) {
 		this.render();
 		const node = document.getElementById(`msg-${id}`);

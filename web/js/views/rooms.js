@@ -1,27 +1,21 @@
 // The sidebar's rooms and DMs with unread and mention badges.
-
 import {displayName, el, fill, iconButton, roomIcon, snippet} from '../util.js';
-
 export class RoomsView {
 	constructor(nav, store, app) {
 		Object.assign(this, {nav, store, app, activeId: null});
 	}
-
 	setActive(id) {
 		this.activeId = id;
 		this.render();
 	}
-
 	render() {
 		const {channels, dms} = this.store.roomLists();
 		fill(this.nav, this.section('Rooms', channels, !channels.length && el('p.nav-empty', 'You are not in any room yet. Browse rooms to join one.')),
 			this.section('Direct messages', dms, !dms.length && el('p.nav-empty', 'No conversations yet.'), iconButton('edit', 'New message', () => this.app.newDm(), 'icon-btn icon-btn-sm')));
 	}
-
 	section(title, rooms, empty, action) {
 		return el('div.nav-section', el('div.nav-head', el('h2.heading', title), action), empty, el('ul.plain-list', {'aria-label': title}, rooms.map(r => this.item(r))));
 	}
-
 	item(room) {
 		const active = room.id === this.activeId;
 		const {unread_count: unread = 0, mention_count: mentions = 0} = room;

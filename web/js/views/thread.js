@@ -1,14 +1,11 @@
-// The thread panel: root, live replies and its own composer (sends with thread_root).
-
+// The thread panel: root, live replies, its own composer (thread_root).
 import {api} from '../api.js';
 import {dayKey} from '../util.js';
 import {flash, reconcile, replies} from './messages.js';
-
 export class ThreadView {
 	constructor({panel, list}, store, messages, composer, onToggle) {
 		Object.assign(this, {panel, list, store, messages, composer, onToggle, rootId: null, roomId: null, nodes: new Map()});
 	}
-
 	async open(roomId, rootId) {
 		if (this.rootId !== rootId) {
 			this.close(false);
@@ -28,7 +25,6 @@ export class ThreadView {
 			if (this.rootId === rootId) this.messages.actions.toast(`Could not load the thread: ${e.message}`, 'error');
 		}
 	}
-
 	close(refocus = true) {
 		if (!this.rootId) return;
 		this.store.setThread(this.rootId, null);
@@ -38,7 +34,6 @@ export class ThreadView {
 		this.panel.hidden = true;
 		this.onToggle(false, refocus);
 	}
-
 	render() {
 		const th = this.store.threads.get(this.rootId);
 		if (!th) return;
@@ -57,7 +52,6 @@ export class ThreadView {
 		reconcile(l, this.nodes, items, i => mv.build(i));
 		if (bottom) l.scrollTop = l.scrollHeight;
 	}
-
 	reveal(id) {
 		this.render();
 		const node = document.getElementById(`t-${id}`);
