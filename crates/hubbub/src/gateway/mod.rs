@@ -72,7 +72,7 @@ pub async fn serve(mut socket: WebSocket, chat: Arc<Chat>, session: Session) {
     let user = session.user.clone();
     let handle = chat.hub.register(&user.id, &session.token_hash);
     // Subscribe before reading anything, so no event committed from now on is missed.
-    match chat.room_ids(&user.id).await {
+    match Box::pin(chat.room_ids(&user.id)).await {
         Ok(rooms) => rooms.iter().for_each(|r| chat.hub.subscribe(handle.id, r)),
         Err(e) => {
             tracing::warn!(user = %user.id, error = %e, "cannot load rooms for a connection");
@@ -80,7 +80,7 @@ pub async fn serve(mut socket: WebSocket, chat: Arc<Chat>, session: Session) {
             return;
         }
     }
-    chat.connected(&user).await;
+    Box::pin(chat.connected(&user)).await;
     let mut conn = Conn {
         chat: chat.clone(),
         session,
@@ -100,7 +100,7 @@ pub async fn serve(mut socket: WebSocket, chat: Arc<Chat>, session: Session) {
 
 impl Conn {
     async fn run(&mut self, socket: &mut WebSocket) -> (u16, &'static str) {
-        let ready = match self.chat.ready(&self.session.user).await {
+        let ready = match Box::pin(self.chat.ready(&self.session.user)).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = ?e, "cannot build ready");
@@ -230,7 +230,9 @@ impl Conn {
             Ok(f) => f,
             Err(why) => return self.malformed(socket, incoming.req, &why).await,
         };
-        let result = self.dispatch(frame).await;
+        // Boxed: the state machine of every operation would otherwise live inside
+        // every idle connection's task.
+        let result = Box::pin(self.dispatch(frame)).await;
         if let Err(Error::RateLimited { .. }) = &result
             && within_minute(&mut self.limited, Instant::now()) > LIMITED_PER_MINUTE
         {

@@ -154,7 +154,10 @@ async fn ws(
     // client's bytes unread and the close frame lost to a TCP reset).
     let max = state.chat.settings.max_frame_bytes.max(1 << 20);
     let chat = state.chat.clone();
+    // A 4 KiB read buffer instead of tungstenite's 128 KiB: idle connections are
+    // most connections, and chat frames are small (larger ones still arrive whole).
     Ok(upgrade
+        .read_buffer_size(4 * 1024)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| crate::gateway::serve(socket, chat, session)))
