@@ -20,7 +20,7 @@ async function request(method, path, body, type) {
 	try {
 		res = await fetch(`/api/v1${path}`, {method, credentials: 'same-origin', headers, body: body instanceof Blob || body === undefined ? body : JSON.stringify(body)});
 	} catch {
-		throw new ApiError(0, 'network', 'Cannot reach the server. Check your connection and try again.');
+		throw new ApiError(0, 'network', 'Cannot reach the server.');
 	}
 	const data = parse(await res.text());
 	if (!res.ok) throw failure(res.status, data?.error, res.statusText);

@@ -1,5 +1,5 @@
-// The signed-in app: wires the gateway and REST to the store, and the store to the
-// views. It is also the views' `actions` and the dialogs' context.
+// The signed-in app: gateway and REST into the store, the store into the views.
+// Also the views' `actions` and the dialogs' context.
 import {api} from './api.js';
 import {Connection} from './connection.js';
 import {Store} from './store.js';
@@ -189,7 +189,7 @@ export class App {
 	onEvent(f) {
 		const s = this.store;
 		({
-			message: () => s.applyMessage(f.message, {pos: f.pos}),
+			message: () => (this.fillGap(f.message), s.applyMessage(f.message, {pos: f.pos})),
 			message_updated: () => s.applyMessage(f.message, {pos: f.pos, reactionChange: f.reaction_change}),
 			message_deleted: () => s.applyDeleted(f),
 			typing: () => s.setTyping(f.room_id, f.user_ids),
@@ -291,6 +291,11 @@ export class App {
 		t.loadingOlder = attempt('Could not load older messages', api.messages(id, {before_seq: before, limit})).then(page => (done(), page && this.store.applyHistory(id, page)));
 		this.schedule(id === this.activeId && 'messages');
 		return t.loadingOlder;
+	}
+	// Seq is dense: a jump means lost events; fetch them.
+	fillGap({room_id: id, seq}) {
+		const t = this.store.timeline(id), h = t.loaded && !t.hasNewer && t.highestSeq();
+		if (h && seq > h + 1) api.messages(id, {after_seq: h, limit: 200}).then(p => this.store.applyHistory(id, p, 'newer'), () => {});
 	}
 	async loadNewer(id) {
 		const t = this.store.timeline(id);

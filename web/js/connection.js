@@ -1,5 +1,5 @@
-// The gateway connection: one WebSocket that reconnects by itself. A `send` stays in
-// the outbox until acknowledged and is resent (same client_id) after a reconnect.
+// The gateway: one self-reconnecting WebSocket. A `send` stays in the outbox until
+// acknowledged, resent (same client_id) after a reconnect.
 import {ApiError, api} from './api.js';
 const offline = msg => new ApiError(0, 'offline', msg || 'Not connected. Try again in a moment.');
 export class Connection extends EventTarget {

@@ -137,7 +137,7 @@ export class Store {
 			room.last_seq = msg.seq;
 			this.memberRead(roomId, msg.author?.id, msg.seq);
 		}
-		// The timeline stays one contiguous range: a change outside it comes with its page.
+		// One contiguous range: a change outside it comes with its page.
 		const low = t.lowestSeq();
 		if (prev || history || (fresh ? !t.hasNewer : t.loaded && low != null && msg.seq > low && !(t.hasNewer && msg.seq > t.highestSeq()))) this.putNewer(t, msg, p, reactionChange);
 		if (emit) this.changed(roomId);
@@ -178,8 +178,8 @@ export class Store {
 		const t = this.timeline(roomId);
 		const low = messages[0]?.seq;
 		if (mode === 'newest' && low) {
-			// Seq is dense: what we hold below the page without joining up with it is
-			// cut off by a gap we cannot see; drop it, it pages in again.
+			// Seq is dense: what we hold below the page, not joining it, is cut off
+			// by an unseen gap; drop it, it pages in again.
 			const below = t.sorted().filter(m => m.seq < low);
 			if (below.length && below.at(-1).seq !== low - 1) for (const m of below) t.drop(m.id);
 		}
