@@ -124,10 +124,16 @@ impl Conn {
         let kill = self.handle.kill.clone();
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
+        // Created once: a fresh `cancelled()` future per loop turn would register and
+        // deregister a waiter on the token shared by every connection, under its
+        // mutex, for every event delivered.
+        let shutdown = shutdown.cancelled();
+        let killed = kill.fired();
+        tokio::pin!(shutdown, killed);
         loop {
             let flow = tokio::select! {
-                _ = shutdown.cancelled() => Flow::Close(1001, "server shutting down"),
-                _ = kill.fired() => {
+                _ = &mut shutdown => Flow::Close(1001, "server shutting down"),
+                _ = &mut killed => {
                     let (code, reason) = kill.reason();
                     Flow::Close(code, reason)
                 }
