@@ -546,8 +546,10 @@ async fn measure(
         *id += 1;
         let mut r = run_step(ctx, *id, rate, duration, args.drain, out).await;
         r.json["step"] = json!(step);
+        // Closed connections cannot be had back: such a step stands, noisy or not.
+        let intact = r.disconnects == 0 && ctx.shared.open.load(Relaxed) == ctx.clients;
         let noisy = match (args.max_foreign_cpu, r.foreign_cpu()) {
-            (Some(max), Some(f)) => f > max,
+            (Some(max), Some(f)) => f > max && intact,
             _ => false,
         };
         if noisy && discarded.len() < args.noisy_retries {
@@ -795,7 +797,20 @@ impl StepResult {
 
     fn notes(&self) -> String {
         let mut s = String::new();
-        let step = &self.json["step"];
+        let j = &self.json;
+        let step = &j["step"];
+        if let Some(d) = j["discarded_noisy_attempts"].as_array()
+            && !d.is_empty()
+        {
+            let f: Vec<String> = d
+                .iter()
+                .map(|a| format!("{}%", a["foreign_cpu_pct"]))
+                .collect();
+            s.push_str(&format!(
+                "  step {step}: repeated; discarded noisy attempts (other processes' CPU: {})\n",
+                f.join(", ")
+            ));
+        }
         if !self.disconnect_reasons.is_empty() {
             let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
             for r in &self.disconnect_reasons {
@@ -803,10 +818,17 @@ impl StepResult {
             }
             s.push_str(&format!("  step {step}: connections closed: {counts:?}\n"));
         }
+        if let Some(open) = j["open_connections"].as_u64()
+            && let Some(clients) = j["clients_at_start"].as_u64()
+            && open < clients
+        {
+            s.push_str(&format!(
+                "  step {step}: {open} of {clients} connections open at the end\n"
+            ));
+        }
         for e in &self.error_samples {
             s.push_str(&format!("  step {step}: error: {e}\n"));
         }
-        let j = &self.json;
         if let (Some(all), Some(gen_cpu)) = (j["machine_cpu_pct"].as_f64(), self.gen_cpu) {
             let others = all - gen_cpu - j["server_cpu_pct"].as_f64().unwrap_or(0.0);
             if others > 20.0 {
@@ -1017,6 +1039,7 @@ async fn run_step(
         "complete": complete,
         "disconnects": disconnect_reasons.len(),
         "open_connections": sh.open.load(Relaxed),
+        "clients_at_start": ctx.clients,
         "server_cpu_pct": server_cpu_pct,
         "generator_cpu_pct": gen_cpu_pct,
         "machine_cpu_pct": machine_pct,

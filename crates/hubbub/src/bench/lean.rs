@@ -42,9 +42,10 @@ pub struct LeanArgs {
     #[arg(long)]
     pub nagle: bool,
 
-    /// WebSocket read buffer per connection, in KiB (axum's default, which `hubbub
-    /// serve` uses, is 128; tungstenite zero-fills it on first read, so it is resident).
-    #[arg(long, default_value_t = 128)]
+    /// WebSocket read buffer per connection, in KiB (as `hubbub serve`: 4). axum's
+    /// default is 128, which tungstenite zero-fills before every read: resident
+    /// memory per connection, and a 128 KiB memset each time the socket is polled.
+    #[arg(long, default_value_t = 4)]
     pub read_buffer_kib: usize,
 }
 

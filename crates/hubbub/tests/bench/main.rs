@@ -30,23 +30,47 @@ async fn bench(args: &[&str]) -> Value {
     .expect("run hubbub bench");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "bench {args:?} failed: {}\n{stderr}", out.status);
-    let line = stdout.lines().rev().find(|l| !l.trim().is_empty()).expect("a JSON line");
-    assert_eq!(stdout.lines().filter(|l| !l.trim().is_empty()).count(), 1, "one line: {stdout}");
+    assert!(
+        out.status.success(),
+        "bench {args:?} failed: {}\n{stderr}",
+        out.status
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .expect("a JSON line");
+    assert_eq!(
+        stdout.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "one line: {stdout}"
+    );
     let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     eprintln!("{line}\n{stderr}");
     v
 }
 
 fn n(v: &Value, field: &str) -> u64 {
-    v[field].as_u64().unwrap_or_else(|| panic!("{field} missing in {v}"))
+    v[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{field} missing in {v}"))
 }
 
 #[tokio::test]
 async fn fanout_delivers_everything_once() {
     let server = Server::start_with(&["--no-rate-limit"]).await;
     let v = bench(&[
-        "fanout", "--url", &server.base, "--clients", "20", "--senders", "4", "--rate", "40", "--duration", "2",
+        "fanout",
+        "--url",
+        &server.base,
+        "--clients",
+        "20",
+        "--senders",
+        "4",
+        "--rate",
+        "40",
+        "--duration",
+        "2",
     ])
     .await;
     assert_eq!(v["mode"], "fanout");
@@ -64,7 +88,18 @@ async fn fanout_delivers_everything_once() {
 async fn posts_are_acknowledged_over_gateway_and_rest() {
     let server = Server::start_with(&["--no-rate-limit"]).await;
     for via in ["gateway", "rest"] {
-        let v = bench(&["posts", "--url", &server.base, "--senders", "4", "--duration", "1", "--via", via]).await;
+        let v = bench(&[
+            "posts",
+            "--url",
+            &server.base,
+            "--senders",
+            "4",
+            "--duration",
+            "1",
+            "--via",
+            via,
+        ])
+        .await;
         assert_eq!(v["mode"], "posts");
         assert_eq!(v["via"], via);
         assert!(n(&v, "acked") > 0, "{v}");
@@ -77,7 +112,17 @@ async fn idle_connections_are_held() {
     let server = Server::start_with(&["--no-rate-limit"]).await;
     let pid = server.pid().to_string();
     let v = bench(&[
-        "idle", "--url", &server.base, "--connections", "50", "--per-session", "10", "--hold", "1", "--server-pid", &pid,
+        "idle",
+        "--url",
+        &server.base,
+        "--connections",
+        "50",
+        "--per-session",
+        "10",
+        "--hold",
+        "1",
+        "--server-pid",
+        &pid,
     ])
     .await;
     assert_eq!(v["mode"], "idle");
@@ -123,7 +168,17 @@ async fn lean_server() -> Lean {
 async fn lean_server_fanout_delivers_everything_once() {
     let lean = lean_server().await;
     let v = bench(&[
-        "fanout", "--lean", "--url", &lean.base, "--clients", "20", "--senders", "4", "--rate", "40", "--duration",
+        "fanout",
+        "--lean",
+        "--url",
+        &lean.base,
+        "--clients",
+        "20",
+        "--senders",
+        "4",
+        "--rate",
+        "40",
+        "--duration",
         "2",
     ])
     .await;
@@ -138,8 +193,21 @@ async fn lean_server_fanout_delivers_everything_once() {
 async fn sweep_reports_steps() {
     let lean = lean_server().await;
     let v = bench(&[
-        "fanout", "--lean", "--sweep", "--url", &lean.base, "--clients", "10", "--senders", "2", "--rate", "20",
-        "--duration", "0.5", "--max-steps", "2",
+        "fanout",
+        "--lean",
+        "--sweep",
+        "--url",
+        &lean.base,
+        "--clients",
+        "10",
+        "--senders",
+        "2",
+        "--rate",
+        "20",
+        "--duration",
+        "0.5",
+        "--max-steps",
+        "2",
     ])
     .await;
     let steps = v["steps"].as_array().expect("steps");
