@@ -236,7 +236,10 @@ impl SqliteStore {
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(opts.clone().pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES))
+            .connect_with(
+                opts.clone()
+                    .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES),
+            )
             .await
             .with_context(|| format!("cannot open SQLite database {url}"))?;
         sqlx::migrate!("migrations/sqlite")
@@ -264,7 +267,10 @@ impl SqliteStore {
                     _ = tick.tick() => {}
                 }
                 // PASSIVE never blocks the writer or readers.
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&checkpointer).await {
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&checkpointer)
+                    .await
+                {
                     tracing::debug!(error = %e, "background checkpoint failed");
                 }
             }
@@ -285,7 +291,11 @@ impl SqliteStore {
     }
 
     /// Like `messages_read`, on the writer: sees the writer's latest commit for sure.
-    async fn messages_write(&self, sql: &str, binds: Vec<Bind<'_>>) -> StoreResult<Vec<MessageRecord>> {
+    async fn messages_write(
+        &self,
+        sql: &str,
+        binds: Vec<Bind<'_>>,
+    ) -> StoreResult<Vec<MessageRecord>> {
         let mut conn = self.write.acquire().await?;
         let mut q = sqlx::query(sql);
         for b in binds {
@@ -295,7 +305,10 @@ impl SqliteStore {
             };
         }
         let rows = q.fetch_all(&mut *conn).await?;
-        let mut out = rows.iter().map(message_from).collect::<StoreResult<Vec<_>>>()?;
+        let mut out = rows
+            .iter()
+            .map(message_from)
+            .collect::<StoreResult<Vec<_>>>()?;
         load_extras(&mut conn, &mut out).await?;
         Ok(out)
     }
@@ -954,7 +967,10 @@ impl Store for SqliteStore {
         if inserted == 0 {
             drop(tx);
             let cid = msg.client_id.as_deref().unwrap_or("");
-            let sql = format!("{} WHERE m.author_id = ? AND m.client_id = ?", message_select());
+            let sql = format!(
+                "{} WHERE m.author_id = ? AND m.client_id = ?",
+                message_select()
+            );
             let rec = self
                 .messages_write(&sql, vec![Bind::Str(&msg.author_id), Bind::Str(cid)])
                 .await?
