@@ -8,7 +8,7 @@ use super::{Chat, markdown, validate};
 use crate::model::Message;
 use crate::store::{HistoryCursor, Inserted, MessageRecord, NewMessage, Role, UserRecord};
 use crate::util::{new_id, now_ms};
-use crate::wire::Event;
+use crate::wire::{Event, ReactionChange};
 
 /// A message to send (REST body or gateway frame).
 #[derive(Debug, Default, serde::Deserialize)]
@@ -112,16 +112,7 @@ impl Chat {
                     .frame(),
                 );
                 if let Some(root) = thread_root {
-                    let root = Message::from_record(&root);
-                    self.hub.publish_room(
-                        &room.id,
-                        &Event::MessageUpdated {
-                            message: &root,
-                            pos: root.pos,
-                            reaction_change: None,
-                        }
-                        .frame(),
-                    );
+                    self.publish_update(&root, None);
                 }
                 metrics::histogram!("hubbub_fanout_seconds")
                     .record(started.elapsed().as_secs_f64());
@@ -139,6 +130,20 @@ impl Chat {
                 Ok(msg)
             }
         }
+    }
+
+    /// Tells a room that one of its messages changed (serialized once, `me` false).
+    pub(crate) fn publish_update(&self, rec: &MessageRecord, change: Option<&ReactionChange>) {
+        let m = Message::from_record(rec);
+        self.hub.publish_room(
+            &rec.room_id,
+            &Event::MessageUpdated {
+                message: &m,
+                pos: m.pos,
+                reaction_change: change,
+            }
+            .frame(),
+        );
     }
 
     async fn same_room_message(
@@ -209,16 +214,7 @@ impl Chat {
             .edit_message(id, &body, &html, &mentions.users, now_ms())
             .await
             .or_not_found("message")?;
-        let m = Message::from_record(&rec);
-        self.hub.publish_room(
-            &room.id,
-            &Event::MessageUpdated {
-                message: &m,
-                pos: m.pos,
-                reaction_change: None,
-            }
-            .frame(),
-        );
+        self.publish_update(&rec, None);
         Ok(Message::for_viewer(&rec, &user.id))
     }
 

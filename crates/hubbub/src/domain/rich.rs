@@ -162,21 +162,12 @@ impl Chat {
             .or_not_found("message")?;
         match changed {
             Some(rec) => {
-                let m = Message::from_record(&rec);
                 let change = ReactionChange {
                     user_id: user.id.clone(),
                     emoji,
                     add,
                 };
-                self.hub.publish_room(
-                    &room.id,
-                    &Event::MessageUpdated {
-                        message: &m,
-                        pos: m.pos,
-                        reaction_change: Some(&change),
-                    }
-                    .frame(),
-                );
+                self.publish_update(&rec, Some(&change));
                 Ok(Message::for_viewer(&rec, &user.id))
             }
             None => Ok(Message::for_viewer(&msg, &user.id)),
@@ -227,16 +218,7 @@ impl Chat {
             .or_not_found("message")?
         {
             Some(rec) => {
-                let m = Message::from_record(&rec);
-                self.hub.publish_room(
-                    &room.id,
-                    &Event::MessageUpdated {
-                        message: &m,
-                        pos: m.pos,
-                        reaction_change: None,
-                    }
-                    .frame(),
-                );
+                self.publish_update(&rec, None);
                 Ok(Message::for_viewer(&rec, &user.id))
             }
             None => Ok(Message::for_viewer(&msg, &user.id)),
