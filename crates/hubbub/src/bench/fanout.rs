@@ -29,6 +29,11 @@ pub struct FanoutArgs {
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
 
+    /// Cluster runs: the non-sending clients connect to this node instead (same
+    /// database and Redis), so every delivery crosses the cluster bus.
+    #[arg(long)]
+    pub receivers_url: Option<String>,
+
     /// Clients in the room (each with one gateway connection; senders included).
     #[arg(long, default_value_t = 100)]
     pub clients: usize,
@@ -577,6 +582,10 @@ fn merge(into: &mut Value, from: &Value) {
 
 /// Creates the room and the clients, opens every connection and starts their tasks.
 async fn setup(args: &FanoutArgs, target: &Target, out: Output) -> anyhow::Result<Ctx> {
+    let recv_target = match &args.receivers_url {
+        Some(u) if !args.lean => Some(Target::parse(u).await?),
+        _ => None,
+    };
     let run: Arc<str> = Arc::from(super::run_id());
     let shared = Arc::new(Shared {
         t0: Instant::now(),
@@ -649,6 +658,11 @@ async fn setup(args: &FanoutArgs, target: &Target, out: Output) -> anyhow::Resul
         let results: Vec<anyhow::Result<(usize, Option<mpsc::Sender<Plan>>)>> =
             futures_util::stream::iter(0..args.clients)
                 .map(|i| {
+                    // Senders are clients 0..S; the rest may sit on another node.
+                    let target = match &recv_target {
+                        Some(t) if i >= args.senders => t,
+                        _ => target,
+                    };
                     let url = target.ws_url(&tokens[i]);
                     let recv = recvs[i].clone();
                     let sent = sents.get(i).cloned();
