@@ -525,3 +525,60 @@ impl Drop for Database {
             .status();
     }
 }
+
+// ---------------------------------------------------------------------------
+// Assertions on responses, shared by the API and rich-messaging suites.
+
+pub fn is_ok(r: &Resp) -> bool {
+    (200..300).contains(&r.status)
+}
+
+pub fn text(r: &Resp) -> String {
+    String::from_utf8_lossy(&r.bytes)
+        .chars()
+        .take(800)
+        .collect()
+}
+
+#[track_caller]
+pub fn ok(r: &Resp, what: &str) {
+    assert!(
+        is_ok(r),
+        "{what}: expected success, got {} {}",
+        r.status,
+        text(r)
+    );
+}
+
+pub fn statuses_for(code: &str) -> &'static [u16] {
+    match code {
+        "unauthorized" => &[401],
+        "forbidden" | "room_closed" | "room_not_open" | "room_full" | "banned" | "muted" => &[403],
+        "not_found" => &[404],
+        "invalid" => &[400, 422],
+        "conflict" => &[409],
+        "too_large" => &[413],
+        "rate_limited" => &[429],
+        "internal" => &[500],
+        _ => &[],
+    }
+}
+
+/// Asserts an error response: the status SPEC §7 gives the code, the code, a message.
+#[track_caller]
+pub fn err(r: &Resp, code: &str, what: &str) {
+    let statuses = statuses_for(code);
+    assert!(
+        statuses.contains(&r.status) && r.code() == code,
+        "{what}: expected error {code} (HTTP {statuses:?}), got {} {}",
+        r.status,
+        text(r)
+    );
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{what}: error without a message: {}",
+        text(r)
+    );
+}
