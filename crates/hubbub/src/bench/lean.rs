@@ -47,6 +47,12 @@ pub struct LeanArgs {
     /// memory per connection, and a 128 KiB memset each time the socket is polled.
     #[arg(long, default_value_t = 4)]
     pub read_buffer_kib: usize,
+
+    /// Pad the `ready` frame to about this many bytes (the real server's `ready`
+    /// lists every user of the caller's small rooms), to see what a large first
+    /// frame costs per connection.
+    #[arg(long, default_value_t = 0)]
+    pub ready_bytes: usize,
 }
 
 /// Frames written per flush at most (as the real gateway).
@@ -58,6 +64,7 @@ struct Lean {
     conns: AtomicUsize,
     queue: usize,
     read_buffer: usize,
+    ready_pad: String,
 }
 
 struct Room {
@@ -126,6 +133,7 @@ pub(crate) async fn run(args: LeanArgs) -> anyhow::Result<()> {
         conns: AtomicUsize::new(0),
         queue: args.outbound_queue.max(1),
         read_buffer: args.read_buffer_kib.max(1) * 1024,
+        ready_pad: "x".repeat(args.ready_bytes),
     });
     let app = Router::new()
         .route("/api/v1/ws", get(upgrade))
@@ -249,8 +257,9 @@ async fn serve(socket: WebSocket, lean: Arc<Lean>, token: String) {
         is_admin: false,
     };
     let ready = format!(
-        r#"{{"type":"ready","user":{},"rooms":[],"users":[]}}"#,
-        serde_json::to_string(&user).unwrap_or_default()
+        r#"{{"type":"ready","user":{},"rooms":[],"users":[],"pad":"{}"}}"#,
+        serde_json::to_string(&user).unwrap_or_default(),
+        lean.ready_pad
     );
     let mut joined: Vec<Arc<Mutex<Room>>> = Vec::new();
     if tx.send(Utf8Bytes::from(ready)).await.is_ok() {
