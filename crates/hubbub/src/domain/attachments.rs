@@ -241,12 +241,7 @@ impl Chat {
 
     /// Attachments named in a send must exist and be the sender's own uploads.
     /// (Whether they are still unsent is decided atomically by the store.)
-    pub(crate) async fn check_attachments(
-        &self,
-        user: &UserRecord,
-        ids: &[String],
-        _client_id: Option<&str>,
-    ) -> Result<()> {
+    pub(crate) async fn check_attachments(&self, user: &UserRecord, ids: &[String]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }

@@ -54,8 +54,7 @@ impl Chat {
             return Err(Error::forbidden("you are not a member of this room"));
         };
         Self::check_open(user, &room, &member)?;
-        self.check_attachments(user, &req.attachment_ids, client_id.as_deref())
-            .await?;
+        self.check_attachments(user, &req.attachment_ids).await?;
         let reply_to = match &req.reply_to {
             Some(id) => Some(self.same_room_message("reply_to", id, &room.id).await?.id),
             None => None,

@@ -290,36 +290,31 @@ impl SqliteStore {
         Ok(m)
     }
 
-    /// Like `messages_read`, on the writer: sees the writer's latest commit for sure.
+    /// Messages read on the writer: sees the writer's latest commit for sure.
     async fn messages_write(
         &self,
         sql: &str,
         binds: Vec<Bind<'_>>,
     ) -> StoreResult<Vec<MessageRecord>> {
-        let mut conn = self.write.acquire().await?;
-        let mut q = sqlx::query(sql);
-        for b in binds {
-            q = match b {
-                Bind::Str(s) => q.bind(s),
-                Bind::Int(i) => q.bind(i),
-            };
-        }
-        let rows = q.fetch_all(&mut *conn).await?;
-        let mut out = rows
-            .iter()
-            .map(message_from)
-            .collect::<StoreResult<Vec<_>>>()?;
-        load_extras(&mut conn, &mut out).await?;
-        Ok(out)
+        Self::messages_on(&self.write, sql, binds).await
     }
 
-    /// Messages read on the read pool, with their reactions and attachments.
+    /// Messages read on the read pool.
     async fn messages_read(
         &self,
         sql: &str,
         binds: Vec<Bind<'_>>,
     ) -> StoreResult<Vec<MessageRecord>> {
-        let mut conn = self.read.acquire().await?;
+        Self::messages_on(&self.read, sql, binds).await
+    }
+
+    /// Runs a message query on a pool and fills in reactions and attachments.
+    async fn messages_on(
+        pool: &SqlitePool,
+        sql: &str,
+        binds: Vec<Bind<'_>>,
+    ) -> StoreResult<Vec<MessageRecord>> {
+        let mut conn = pool.acquire().await?;
         let mut q = sqlx::query(sql);
         for b in binds {
             q = match b {
