@@ -14,3 +14,4 @@ mod messages;
 mod ops;
 mod profile;
 mod rooms;
+mod web;
