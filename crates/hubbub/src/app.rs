@@ -64,10 +64,11 @@ impl Application {
     ) -> anyhow::Result<Application> {
         let store = open_store(&settings).await?;
         let hub = Hub::new(settings.outbound_queue);
+        hub.attach_sequencer(crate::domain::messages::gap_filler(store.clone()));
         let cluster = match &settings.redis_url {
             Some(url) => {
                 let (cluster, bus, inbound) = Cluster::start(url, &settings.redis_prefix).await?;
-                hub.attach_bus(bus, crate::domain::messages::gap_filler(store.clone()));
+                hub.attach_bus(bus);
                 Some((cluster, inbound))
             }
             None => None,

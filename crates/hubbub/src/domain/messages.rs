@@ -84,8 +84,6 @@ impl Chat {
             mentions: mentions.users,
             attachment_ids: req.attachment_ids.clone(),
         };
-        let lock = self.order_lock(&room.id);
-        let _order = lock.lock().await;
         let started = std::time::Instant::now();
         let inserted = self.store.insert_message(new).await.map_err(|e| match e {
             crate::store::StoreError::Conflict(_) => {
@@ -116,7 +114,6 @@ impl Chat {
                 metrics::histogram!("hubbub_fanout_seconds")
                     .record(started.elapsed().as_secs_f64());
                 metrics::counter!("hubbub_messages_total").increment(1);
-                drop(_order);
                 self.typing_done(&room.id, &user.id);
                 // Notifications need a read or two; the sender's ack does not wait.
                 let (chat, note, target) = (self.clone(), msg.clone(), room.clone());
@@ -206,8 +203,6 @@ impl Chat {
         let role = Self::effective_role(user, Some(&member));
         let mentions = self.resolve_mentions(user, &room, role, &body).await?;
         let html = markdown::render_with(&body, &mentions.highlight);
-        let lock = self.order_lock(&room.id);
-        let _order = lock.lock().await;
         let rec = self
             .store
             .edit_message(id, &body, &html, &mentions.users, now_ms())
@@ -228,8 +223,6 @@ impl Chat {
             return Err(Error::forbidden("you can only delete your own messages"));
         }
         self.limits.write(&user.id)?;
-        let lock = self.order_lock(&room.id);
-        let _order = lock.lock().await;
         let rec = self
             .store
             .delete_message(id)
@@ -327,7 +320,7 @@ impl Chat {
     }
 }
 
-/// Cluster mode: how the hub fills a gap in a room's changes from the store. New
+/// How the hub's sequencer fills a gap in a room's changes from the store. New
 /// messages (seq above what was delivered) become `message`, tombstones
 /// `message_deleted`, the rest `message_updated` — each with its current state.
 pub fn gap_filler(store: std::sync::Arc<dyn crate::store::Store>) -> crate::hub::sequencer::Fill {

@@ -19,8 +19,6 @@ pub mod validate;
 
 use std::sync::Arc;
 
-use dashmap::DashMap;
-
 pub use error::{Error, OrNotFound, Result};
 
 use crate::cluster::{Cluster, Inbound};
@@ -40,9 +38,6 @@ pub struct Chat {
     limits: limits::Limits,
     presence: presence::Presence,
     typing: presence::Typing,
-    /// Serializes commit + publish per room, so every subscriber receives a room's
-    /// changes in `pos` order.
-    room_order: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// What a connection learns first (`ready`).
@@ -64,7 +59,6 @@ impl Chat {
             limits: limits::Limits::new(&settings),
             presence: presence::Presence::default(),
             typing: presence::Typing::default(),
-            room_order: DashMap::new(),
             store,
             hub,
             settings,
@@ -147,13 +141,6 @@ impl Chat {
                 }
             }
         });
-    }
-
-    fn order_lock(&self, room_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.room_order
-            .entry(room_id.to_string())
-            .or_default()
-            .clone()
     }
 
     /// A user as others see them, with presence.

@@ -153,8 +153,6 @@ impl Chat {
         };
         Self::check_open(user, &room, &member)?;
         self.limits.write(&user.id)?;
-        let lock = self.order_lock(&room.id);
-        let _order = lock.lock().await;
         let changed = self
             .store
             .react(message_id, &user.id, &emoji, add, now_ms())
@@ -200,7 +198,7 @@ impl Chat {
         message_id: &str,
         pinned: bool,
     ) -> Result<Message> {
-        let (msg, room, member) = self.visible_message(user, message_id).await?;
+        let (msg, _room, member) = self.visible_message(user, message_id).await?;
         if msg.deleted {
             return Err(Error::not_found("message"));
         }
@@ -209,8 +207,6 @@ impl Chat {
             return Err(Error::forbidden("only moderators can pin messages"));
         }
         self.limits.write(&user.id)?;
-        let lock = self.order_lock(&room.id);
-        let _order = lock.lock().await;
         match self
             .store
             .set_pinned(message_id, pinned)

@@ -217,6 +217,7 @@ impl Chat {
             .await?;
         let member = self.store.membership(&room.id, &user.id).await?;
         self.hub.subscribe_user(&user.id, &room.id);
+        self.hub.seed(&room.id, room.last_pos);
         let view = Room::for_member(&room, &member, 0, 0);
         self.hub
             .publish_user(&user.id, &Event::RoomUpdated { room: &view }.frame());

@@ -117,7 +117,8 @@ pub struct Hub {
     shutdown: CancellationToken,
     /// Set in cluster mode: operations to repeat on the other nodes.
     bus: OnceLock<mpsc::UnboundedSender<Remote>>,
-    /// Set in cluster mode: puts room changes from all nodes back into `pos` order.
+    /// Puts room changes back into `pos` order (they commit concurrently, and in
+    /// cluster mode arrive from several nodes); set by `attach_sequencer`.
     sequencer: OnceLock<sequencer::Sequencer>,
 }
 
@@ -149,13 +150,17 @@ impl Hub {
         })
     }
 
-    /// Cluster mode: every operation is also sent to `bus` for the other nodes, and
-    /// room changes are delivered through a sequencer that fills gaps with `fill`.
-    pub fn attach_bus(self: &Arc<Self>, bus: mpsc::UnboundedSender<Remote>, fill: sequencer::Fill) {
-        let _ = self.bus.set(bus);
+    /// Room changes are delivered through a sequencer, in `pos` order; a gap that
+    /// stays open is filled with `fill`. Without one, frames go out as published.
+    pub fn attach_sequencer(self: &Arc<Self>, fill: sequencer::Fill) {
         if self.sequencer.set(sequencer::Sequencer::new(fill)).is_ok() {
             sequencer::spawn_gap_timer(self);
         }
+    }
+
+    /// Cluster mode: every operation is also sent to `bus` for the other nodes.
+    pub fn attach_bus(&self, bus: mpsc::UnboundedSender<Remote>) {
+        let _ = self.bus.set(bus);
     }
 
     /// Sends an operation to the other nodes only (cluster mode; no-op otherwise).
@@ -163,14 +168,14 @@ impl Hub {
         self.to_bus(|| op);
     }
 
-    /// Cluster mode: a local connection read `room` at `pos` after subscribing to it.
+    /// A local connection read `room` at `pos` after subscribing to it.
     pub fn seed(&self, room: &str, pos: i64) {
         if let Some(seq) = self.sequencer.get() {
             seq.seed(room, pos);
         }
     }
 
-    /// Cluster mode: re-reads every room from the store (the bus reconnected).
+    /// Re-reads every room from the store (the cluster bus reconnected).
     pub fn resync(&self) {
         if let Some(seq) = self.sequencer.get() {
             seq.resync_all();
@@ -349,8 +354,8 @@ impl Hub {
         self.deliver_room(room, frame.clone());
     }
 
-    /// Local delivery of a room frame: in cluster mode room changes go through the
-    /// sequencer, which hands them back in `pos` order.
+    /// Local delivery of a room frame: room changes go through the sequencer, which
+    /// hands them back in `pos` order.
     fn deliver_room(self: &Arc<Self>, room: &str, frame: Frame) {
         match self.sequencer.get() {
             Some(seq) if frame.pos > 0 => {

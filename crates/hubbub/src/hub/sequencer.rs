@@ -1,9 +1,12 @@
-//! Cluster mode only: puts a room's changes back into `pos` order at each node.
+//! Puts a room's changes back into `pos` order at each node.
 //!
 //! Every durable change of a room takes the room's next `pos` and publishes exactly
-//! one event, so a node can tell a gap from a late arrival. Events from other nodes
-//! travel through Redis and may arrive out of order (two nodes publishing at once) or
-//! not at all (Redis restarting). The sequencer delivers a room's events in `pos`
+//! one event, so a node can tell a gap from a late arrival. Changes commit
+//! concurrently (SQLite commits a batch of sends at once; no lock spans commit and
+//! publish), so their publishers may run in any order; events from other nodes travel
+//! through Redis and may arrive out of order (two nodes publishing at once) or not at
+//! all (Redis restarting). A publisher may also never run (its request was cancelled
+//! between commit and publish). The sequencer delivers a room's events in `pos`
 //! order; when a gap stays open longer than `GAP_WAIT`, or after the bus reconnects,
 //! it reads what is missing from the store (`Fill`) and delivers that instead.
 

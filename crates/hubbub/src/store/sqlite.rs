@@ -18,8 +18,12 @@ use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use super::*;
 
+mod commit;
+
 pub struct SqliteStore {
     write: SqlitePool,
+    /// Group commit of new messages (see `commit`).
+    committer: tokio::sync::mpsc::Sender<commit::Pending>,
     read: SqlitePool,
     /// Stops the background checkpointer.
     stop: tokio_util::sync::CancellationToken,
@@ -276,7 +280,109 @@ impl SqliteStore {
             }
             checkpointer.close().await;
         });
-        Ok(SqliteStore { write, read, stop })
+        let committer = commit::spawn(write.clone());
+        Ok(SqliteStore {
+            write,
+            committer,
+            read,
+            stop,
+        })
+    }
+
+    /// Stores one message in its own transaction (messages with attachments or a
+    /// thread root, and the retry path of a failed batch).
+    async fn insert_one(pool: &SqlitePool, msg: NewMessage) -> StoreResult<Inserted> {
+        let mut tx = pool.begin().await?;
+        let (seq, pos) = Self::bump_room(&mut tx, &msg.room_id, true).await?;
+        // A repeated (author, client_id) inserts nothing; the transaction is then
+        // dropped (rolled back, so seq and pos are not used) and the original returned.
+        let inserted = sqlx::query(
+            "INSERT INTO messages (id, room_id, seq, pos, author_id, body, html, created_at, \
+             reply_to, thread_root, client_id, mentions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (author_id, client_id) WHERE client_id IS NOT NULL DO NOTHING",
+        )
+        .bind(&msg.id)
+        .bind(&msg.room_id)
+        .bind(seq)
+        .bind(pos)
+        .bind(&msg.author_id)
+        .bind(&msg.body)
+        .bind(&msg.html)
+        .bind(msg.created_at)
+        .bind(&msg.reply_to)
+        .bind(&msg.thread_root)
+        .bind(&msg.client_id)
+        .bind(serde_json::to_string(&msg.mentions).context("mentions")?)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            drop(tx);
+            let cid = msg.client_id.as_deref().unwrap_or("");
+            let sql = format!(
+                "{} WHERE m.author_id = ? AND m.client_id = ?",
+                message_select()
+            );
+            let rec =
+                Self::messages_on(pool, &sql, vec![Bind::Str(&msg.author_id), Bind::Str(cid)])
+                    .await?
+                    .pop()
+                    .ok_or(StoreError::NotFound)?;
+            return Ok(Inserted::Existing(rec));
+        }
+        Self::write_mentions(&mut tx, &msg.id, &msg.room_id, seq, &msg.mentions).await?;
+        if !msg.attachment_ids.is_empty() {
+            let sql = format!(
+                "UPDATE attachments SET message_id = ? WHERE uploader_id = ? \
+                 AND message_id IS NULL AND id IN ({})",
+                placeholders(msg.attachment_ids.len())
+            );
+            let mut q = sqlx::query(&sql).bind(&msg.id).bind(&msg.author_id);
+            for a in &msg.attachment_ids {
+                q = q.bind(a);
+            }
+            let claimed = q.execute(&mut *tx).await?.rows_affected();
+            if claimed as usize != msg.attachment_ids.len() {
+                // Dropping the transaction rolls everything back.
+                return Err(StoreError::Conflict("attachment is not available"));
+            }
+        }
+        // Posting reads the room up to one's own message.
+        sqlx::query("UPDATE members SET last_read_seq = ? WHERE room_id = ? AND user_id = ?")
+            .bind(seq)
+            .bind(&msg.room_id)
+            .bind(&msg.author_id)
+            .execute(&mut *tx)
+            .await?;
+        let thread_root = match &msg.thread_root {
+            Some(root) => {
+                let (_, root_pos) = Self::bump_room(&mut tx, &msg.room_id, false).await?;
+                sqlx::query(
+                    "UPDATE messages SET reply_count = reply_count + 1, pos = ? WHERE id = ?",
+                )
+                .bind(root_pos)
+                .bind(root)
+                .execute(&mut *tx)
+                .await?;
+                Some(Self::message_tx(&mut tx, root).await?)
+            }
+            None => None,
+        };
+        // A new message has no reactions yet; attachments only if it claimed some.
+        let row = sqlx::query(&format!("{} WHERE m.id = ?", message_select()))
+            .bind(&msg.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut message = [message_from(&row)?];
+        if !msg.attachment_ids.is_empty() {
+            load_extras(&mut tx, &mut message).await?;
+        }
+        let [message] = message;
+        tx.commit().await?;
+        Ok(Inserted::Created {
+            message,
+            thread_root,
+        })
     }
 
     async fn message_tx(tx: &mut Transaction<'_, Sqlite>, id: &str) -> StoreResult<MessageRecord> {
@@ -288,15 +394,6 @@ impl SqliteStore {
         load_extras(&mut *tx, &mut m).await?;
         let [m] = m;
         Ok(m)
-    }
-
-    /// Messages read on the writer: sees the writer's latest commit for sure.
-    async fn messages_write(
-        &self,
-        sql: &str,
-        binds: Vec<Bind<'_>>,
-    ) -> StoreResult<Vec<MessageRecord>> {
-        Self::messages_on(&self.write, sql, binds).await
     }
 
     /// Messages read on the read pool.
@@ -935,97 +1032,17 @@ impl Store for SqliteStore {
     }
 
     async fn insert_message(&self, msg: NewMessage) -> StoreResult<Inserted> {
-        let mut tx = self.write.begin().await?;
-        let (seq, pos) = Self::bump_room(&mut tx, &msg.room_id, true).await?;
-        // A repeated (author, client_id) inserts nothing; the transaction is then
-        // dropped (rolled back, so seq and pos are not used) and the original returned.
-        let inserted = sqlx::query(
-            "INSERT INTO messages (id, room_id, seq, pos, author_id, body, html, created_at, \
-             reply_to, thread_root, client_id, mentions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (author_id, client_id) WHERE client_id IS NOT NULL DO NOTHING",
-        )
-        .bind(&msg.id)
-        .bind(&msg.room_id)
-        .bind(seq)
-        .bind(pos)
-        .bind(&msg.author_id)
-        .bind(&msg.body)
-        .bind(&msg.html)
-        .bind(msg.created_at)
-        .bind(&msg.reply_to)
-        .bind(&msg.thread_root)
-        .bind(&msg.client_id)
-        .bind(serde_json::to_string(&msg.mentions).context("mentions")?)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            drop(tx);
-            let cid = msg.client_id.as_deref().unwrap_or("");
-            let sql = format!(
-                "{} WHERE m.author_id = ? AND m.client_id = ?",
-                message_select()
-            );
-            let rec = self
-                .messages_write(&sql, vec![Bind::Str(&msg.author_id), Bind::Str(cid)])
-                .await?
-                .pop()
-                .ok_or(StoreError::NotFound)?;
-            return Ok(Inserted::Existing(rec));
+        if msg.thread_root.is_some() || !msg.attachment_ids.is_empty() {
+            return Self::insert_one(&self.write, msg).await;
         }
-        Self::write_mentions(&mut tx, &msg.id, &msg.room_id, seq, &msg.mentions).await?;
-        if !msg.attachment_ids.is_empty() {
-            let sql = format!(
-                "UPDATE attachments SET message_id = ? WHERE uploader_id = ? \
-                 AND message_id IS NULL AND id IN ({})",
-                placeholders(msg.attachment_ids.len())
-            );
-            let mut q = sqlx::query(&sql).bind(&msg.id).bind(&msg.author_id);
-            for a in &msg.attachment_ids {
-                q = q.bind(a);
-            }
-            let claimed = q.execute(&mut *tx).await?.rows_affected();
-            if claimed as usize != msg.attachment_ids.len() {
-                // Dropping the transaction rolls everything back.
-                return Err(StoreError::Conflict("attachment is not available"));
-            }
-        }
-        // Posting reads the room up to one's own message.
-        sqlx::query("UPDATE members SET last_read_seq = ? WHERE room_id = ? AND user_id = ?")
-            .bind(seq)
-            .bind(&msg.room_id)
-            .bind(&msg.author_id)
-            .execute(&mut *tx)
-            .await?;
-        let thread_root = match &msg.thread_root {
-            Some(root) => {
-                let (_, root_pos) = Self::bump_room(&mut tx, &msg.room_id, false).await?;
-                sqlx::query(
-                    "UPDATE messages SET reply_count = reply_count + 1, pos = ? WHERE id = ?",
-                )
-                .bind(root_pos)
-                .bind(root)
-                .execute(&mut *tx)
-                .await?;
-                Some(Self::message_tx(&mut tx, root).await?)
-            }
-            None => None,
-        };
-        // A new message has no reactions yet; attachments only if it claimed some.
-        let row = sqlx::query(&format!("{} WHERE m.id = ?", message_select()))
-            .bind(&msg.id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut message = [message_from(&row)?];
-        if !msg.attachment_ids.is_empty() {
-            load_extras(&mut tx, &mut message).await?;
-        }
-        let [message] = message;
-        tx.commit().await?;
-        Ok(Inserted::Created {
-            message,
-            thread_root,
-        })
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.committer
+            .send(commit::Pending { msg, done })
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closing".into()))?;
+        result
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closing".into()))?
     }
 
     async fn message(&self, id: &str) -> StoreResult<MessageRecord> {

@@ -1614,3 +1614,65 @@ pub async fn concurrent_same_client_id_stores_one(b: Backend) {
         (1..=ROUNDS as i64).collect::<Vec<_>>()
     );
 }
+
+/// Many sends at once (SQLite writes them as one batch): one that cannot be stored
+/// fails alone; the rest get dense numbers, their mentions and read markers.
+pub async fn a_bad_send_fails_alone_among_concurrent_ones(b: Backend) {
+    const N: usize = 24;
+    const BAD: usize = 7;
+    let s = b.store.clone();
+    let alice = account(&*s, "alice").await;
+    let bob = account(&*s, "bob").await;
+    let r = room(&*s, "batch", Some(&alice.id)).await;
+    s.add_member(&r.id, &bob.id, Role::Member, 1).await.unwrap();
+    warm_up(&b).await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(N));
+    let tasks: Vec<_> = (0..N)
+        .map(|i| {
+            let (store, barrier) = (s.clone(), barrier.clone());
+            let room_id = if i == BAD {
+                "no-such-room".to_string()
+            } else {
+                r.id.clone()
+            };
+            let mut nm = new_msg(&room_id, &alice.id, &format!("m{i}"));
+            nm.client_id = Some(format!("c{i}"));
+            if i % 3 == 0 {
+                nm.mentions = vec![bob.id.clone()];
+            }
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.insert_message(nm).await
+            })
+        })
+        .collect();
+    let mut seqs_got = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let res = t.await.unwrap();
+        if i == BAD {
+            assert_err!(res, StoreError::NotFound);
+        } else {
+            let m = created(res.expect("a good send is stored"));
+            assert_eq!(m.body, format!("m{i}"));
+            assert_eq!(m.seq, m.pos);
+            seqs_got.push(m.seq);
+        }
+    }
+    seqs_got.sort_unstable();
+    let n = (N - 1) as i64;
+    assert_eq!(seqs_got, (1..=n).collect::<Vec<_>>());
+    let rr = s.room(&r.id).await.unwrap();
+    assert_eq!((rr.last_seq, rr.last_pos), (n, n));
+    assert_eq!(s.membership(&r.id, &alice.id).await.unwrap().last_read_seq, n);
+    let joined = s.joined_rooms(&bob.id).await.unwrap();
+    let j = joined.iter().find(|j| j.room.id == r.id).unwrap();
+    let mentioned = (0..N).filter(|i| *i != BAD && i % 3 == 0).count() as i64;
+    assert_eq!((j.unread_count, j.mention_count), (n, mentioned));
+    // Sending one of them again returns it, unchanged.
+    let mut again = new_msg(&r.id, &alice.id, "m3 again");
+    again.client_id = Some("c3".into());
+    match s.insert_message(again).await.unwrap() {
+        Inserted::Existing(m) => assert_eq!(m.body, "m3"),
+        Inserted::Created { .. } => panic!("a repeated client_id stored twice"),
+    }
+}

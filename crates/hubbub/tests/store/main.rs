@@ -73,6 +73,7 @@ conformance!(
     unread_counts,
     concurrent_inserts_get_dense_seqs,
     concurrent_same_client_id_stores_one,
+    a_bad_send_fails_alone_among_concurrent_ones,
     // rich messaging (rich.rs)
     reactions_add_remove_and_order,
     pins_set_unset_and_list,
