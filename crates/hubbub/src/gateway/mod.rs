@@ -9,9 +9,16 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame as WsFrame, FrameHeader, Utf8Bytes};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use crate::domain::auth::Session;
 use crate::domain::messages::SendMessage;
@@ -30,6 +37,30 @@ const LIMITED_PER_MINUTE: usize = 300;
 const LINGER: Duration = Duration::from_millis(1000);
 /// Events written per flush at most.
 const BATCH: usize = 128;
+/// Text frames this large or larger bypass tungstenite's write buffer (see
+/// `send_text`).
+const DIRECT: usize = 2 * 1024;
+/// tungstenite writes its buffer out once it holds more than this, so a batch of
+/// small events never grows the buffer far beyond it.
+const WRITE_BUFFER: usize = 16 * 1024;
+
+/// A gateway connection: tungstenite over the upgraded HTTP connection.
+pub type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// The WebSocket settings of a gateway connection. The transport reads frames up to
+/// 1 MiB so that the gateway can answer an oversized frame (over `max_frame_bytes`)
+/// with a clean close 1009: refusing it mid-read would leave the client's bytes
+/// unread and the close frame lost to a TCP reset. A 4 KiB read buffer instead of
+/// tungstenite's 128 KiB: idle connections are most connections, and chat frames are
+/// small (larger ones still arrive whole).
+pub fn socket_config(max_frame_bytes: usize) -> WebSocketConfig {
+    let max = max_frame_bytes.max(1 << 20);
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(WRITE_BUFFER)
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max))
+}
 
 struct Conn {
     chat: Arc<Chat>,
@@ -62,27 +93,117 @@ fn within_minute(q: &mut VecDeque<Instant>, now: Instant) -> usize {
 
 fn close(code: u16, reason: &'static str) -> WsMessage {
     WsMessage::Close(Some(CloseFrame {
-        code,
+        code: CloseCode::from(code),
         reason: Utf8Bytes::from_static(reason),
     }))
 }
 
+/// Sends a close frame, then lets the client answer it so the TCP connection ends
+/// cleanly and the close frame is not lost to a reset.
+async fn close_and_linger(socket: &mut Socket, code: u16, reason: &'static str) {
+    if socket.send(close(code, reason)).await.is_ok() {
+        let _ = tokio::time::timeout(LINGER, async {
+            while let Some(Ok(_)) = socket.next().await {}
+        })
+        .await;
+    }
+}
+
+/// A complete, unfragmented text frame around bytes that are known to be UTF-8
+/// (serialized JSON), without validating them again per receiver.
+fn text_frame(text: Bytes) -> WsFrame {
+    WsFrame::message(text, OpCode::Data(Data::Text), true)
+}
+
+/// Writes a large text frame straight to the socket, after flushing whatever
+/// tungstenite holds (so frames never interleave). tungstenite's write buffer keeps
+/// the capacity of the largest frame it ever held, for the life of the connection:
+/// with a 30 KB `ready` that was a third of an idle connection's memory.
+async fn write_direct(socket: &mut Socket, text: &Bytes) -> Result<(), WsError> {
+    socket.flush().await?;
+    let mut head = [0u8; 10];
+    let mut cursor = std::io::Cursor::new(&mut head[..]);
+    FrameHeader {
+        opcode: OpCode::Data(Data::Text),
+        ..FrameHeader::default()
+    }
+    .format(text.len() as u64, &mut cursor)?;
+    let n = cursor.position() as usize;
+    let mut buf = bytes::Buf::chain(&head[..n], text.clone());
+    let io = socket.get_mut();
+    io.write_all_buf(&mut buf).await?;
+    io.flush().await?;
+    Ok(())
+}
+
+/// Sends one text message and flushes it.
+async fn send_text(socket: &mut Socket, text: Bytes) -> Result<(), WsError> {
+    if text.len() >= DIRECT {
+        write_direct(socket, &text).await
+    } else {
+        socket.send(WsMessage::Frame(text_frame(text))).await
+    }
+}
+
+/// An accepted WebSocket upgrade, waiting for hyper to hand over the connection.
+pub struct Upgrade {
+    pub on_upgrade: hyper::upgrade::OnUpgrade,
+    pub config: WebSocketConfig,
+    pub chat: Arc<Chat>,
+    pub session: Session,
+}
+
 /// Serves one authenticated WebSocket until it closes.
-pub async fn serve(mut socket: WebSocket, chat: Arc<Chat>, session: Session) {
-    let user = session.user.clone();
+///
+/// The task's future is allocated once at the size of its largest state and lives as
+/// long as the connection, so it is kept small: the arguments are one box, the
+/// socket and the connection state are boxed once, and rare or one-off steps (setup,
+/// replies to client frames, closing) are boxed futures of their own.
+pub async fn serve(upgrade: Box<Upgrade>) {
+    let Some((mut socket, mut conn)) = Box::pin(open(upgrade)).await else {
+        return;
+    };
+    let reason = conn.run(&mut socket).await;
+    let user = conn.session.user.id.clone();
+    tracing::debug!(%user, conn = conn.handle.id, ?reason, "gateway closed");
+    let chat = conn.chat.clone();
+    drop(conn);
+    chat.disconnected(&user);
+}
+
+/// Takes over the upgraded connection, registers it and subscribes it to the user's
+/// rooms (before reading anything, so no event committed from now on is missed).
+async fn open(upgrade: Box<Upgrade>) -> Option<(Box<Socket>, Box<Conn>)> {
+    let Upgrade {
+        on_upgrade,
+        config,
+        chat,
+        session,
+    } = *upgrade;
+    let upgraded = match on_upgrade.await {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::debug!(error = %e, "WebSocket upgrade failed");
+            return None;
+        }
+    };
+    let mut socket = Box::new(
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await,
+    );
+    let user = &session.user;
     let handle = chat.hub.register(&user.id, &session.token_hash);
-    // Subscribe before reading anything, so no event committed from now on is missed.
     match Box::pin(chat.room_ids(&user.id)).await {
         Ok(rooms) => rooms.iter().for_each(|r| chat.hub.subscribe(handle.id, r)),
         Err(e) => {
             tracing::warn!(user = %user.id, error = %e, "cannot load rooms for a connection");
             let _ = socket.send(close(1011, "internal error")).await;
-            return;
+            return None;
         }
     }
-    Box::pin(chat.connected(&user)).await;
-    let mut conn = Conn {
-        chat: chat.clone(),
+    Box::pin(chat.connected(user)).await;
+    tracing::debug!(user = %user.id, conn = handle.id, "gateway connected");
+    let conn = Box::new(Conn {
+        chat,
         session,
         handle,
         live: HashMap::new(),
@@ -90,34 +211,37 @@ pub async fn serve(mut socket: WebSocket, chat: Arc<Chat>, session: Session) {
         malformed: VecDeque::new(),
         limited: VecDeque::new(),
         last_heard: Instant::now(),
-    };
-    tracing::debug!(user = %user.id, conn = conn.handle.id, "gateway connected");
-    let reason = conn.run(&mut socket).await;
-    tracing::debug!(user = %user.id, conn = conn.handle.id, ?reason, "gateway closed");
-    drop(conn);
-    chat.disconnected(&user.id);
+    });
+    Some((socket, conn))
 }
 
 impl Conn {
-    async fn run(&mut self, socket: &mut WebSocket) -> (u16, &'static str) {
-        let ready = match Box::pin(self.chat.ready(&self.session.user)).await {
-            Ok(r) => r,
+    /// The serialized `ready` frame. Its own (boxed) function so that the snapshot
+    /// it is built from is freed before the connection settles into its loop.
+    async fn ready_text(&self) -> Result<Bytes, Error> {
+        let ready = Box::pin(self.chat.ready(&self.session.user)).await?;
+        for r in &ready.rooms {
+            self.chat.hub.seed(&r.id, r.pos);
+        }
+        let text = serde_json::to_vec(&Event::Ready {
+            user: &ready.user,
+            rooms: &ready.rooms,
+            users: &ready.users,
+        })
+        .map_err(|e| Error::Internal(e.into()))?;
+        Ok(Bytes::from(text))
+    }
+
+    async fn run(&mut self, socket: &mut Socket) -> (u16, &'static str) {
+        let text = match Box::pin(self.ready_text()).await {
+            Ok(t) => t,
             Err(e) => {
                 tracing::warn!(error = ?e, "cannot build ready");
                 let _ = socket.send(close(1011, "internal error")).await;
                 return (1011, "internal error");
             }
         };
-        for r in &ready.rooms {
-            self.chat.hub.seed(&r.id, r.pos);
-        }
-        let text = serde_json::to_string(&Event::Ready {
-            user: &ready.user,
-            rooms: &ready.rooms,
-            users: &ready.users,
-        })
-        .unwrap_or_default();
-        if socket.send(WsMessage::Text(text.into())).await.is_err() {
+        if send_text(socket, text).await.is_err() {
             return (1006, "gone");
         }
         let shutdown = self.chat.hub.shutdown_token();
@@ -144,16 +268,13 @@ impl Conn {
                 msg = socket.next() => match msg {
                     Some(Ok(m)) => {
                         self.last_heard = Instant::now();
-                        self.on_message(socket, m).await
+                        // Boxed, like the other rare paths below: the task's future
+                        // is allocated for the connection's whole life at the size
+                        // of its largest state, and most connections are idle.
+                        Box::pin(self.on_message(socket, m)).await
                     }
-                    Some(Err(e)) => {
-                        let text = e.to_string();
-                        if text.contains("too long") || text.contains("Space limit") {
-                            Flow::Close(1009, "frame too large")
-                        } else {
-                            return (1006, "read error");
-                        }
-                    }
+                    Some(Err(WsError::Capacity(_))) => Flow::Close(1009, "frame too large"),
+                    Some(Err(_)) => return (1006, "read error"),
                     None => return (1006, "gone"),
                 },
                 _ = ping.tick() => {
@@ -167,14 +288,7 @@ impl Conn {
                 }
             };
             if let Flow::Close(code, reason) = flow {
-                if socket.send(close(code, reason)).await.is_ok() {
-                    // Let the client answer the close so the TCP connection ends
-                    // cleanly and the close frame is not lost to a reset.
-                    let _ = tokio::time::timeout(LINGER, async {
-                        while let Some(Ok(_)) = socket.next().await {}
-                    })
-                    .await;
-                }
+                Box::pin(close_and_linger(socket, code, reason)).await;
                 return (code, reason);
             }
         }
@@ -182,12 +296,20 @@ impl Conn {
 
     /// Writes one queued event and whatever else is queued (up to a batch), then
     /// flushes once.
-    async fn write_events(&mut self, socket: &mut WebSocket, first: Frame) -> Flow {
+    async fn write_events(&mut self, socket: &mut Socket, first: Frame) -> Flow {
         let mut next = Some(first);
         let mut n = 0;
         while let Some(f) = next.take() {
-            if self.keep(&f) && socket.feed(WsMessage::Text(f.text)).await.is_err() {
-                return Flow::Close(1006, "gone");
+            if self.keep(&f) {
+                let text = Bytes::from(f.text);
+                let sent = if text.len() >= DIRECT {
+                    write_direct(socket, &text).await
+                } else {
+                    socket.feed(WsMessage::Frame(text_frame(text))).await
+                };
+                if sent.is_err() {
+                    return Flow::Close(1006, "gone");
+                }
             }
             n += 1;
             if n < BATCH {
@@ -211,7 +333,7 @@ impl Conn {
         true
     }
 
-    async fn on_message(&mut self, socket: &mut WebSocket, msg: WsMessage) -> Flow {
+    async fn on_message(&mut self, socket: &mut Socket, msg: WsMessage) -> Flow {
         let limit = self.chat.settings.max_frame_bytes;
         let size = match &msg {
             WsMessage::Text(t) => t.len(),
@@ -229,7 +351,7 @@ impl Conn {
                     .await;
             }
             WsMessage::Close(_) => return Flow::Close(1000, "bye"),
-            WsMessage::Ping(_) | WsMessage::Pong(_) => return Flow::Continue,
+            WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_) => return Flow::Continue,
         };
         let incoming = wire::parse(text.as_str());
         let frame = match incoming.frame {
@@ -258,13 +380,13 @@ impl Conn {
             Ok(data) => wire::reply_ok(&req, data),
             Err(e) => wire::reply_err(&req, e),
         };
-        if socket.send(WsMessage::Text(text.into())).await.is_err() {
+        if send_text(socket, Bytes::from(text)).await.is_err() {
             return Flow::Close(1006, "gone");
         }
         Flow::Continue
     }
 
-    async fn malformed(&mut self, socket: &mut WebSocket, req: Option<Value>, why: &str) -> Flow {
+    async fn malformed(&mut self, socket: &mut Socket, req: Option<Value>, why: &str) -> Flow {
         let err = Error::Invalid {
             field: None,
             message: why.to_string(),
@@ -274,7 +396,7 @@ impl Conn {
             Some(req) => wire::reply_err(req, &err),
             None => wire::error_frame(&err),
         };
-        if socket.send(WsMessage::Text(text.into())).await.is_err() {
+        if send_text(socket, Bytes::from(text)).await.is_err() {
             return Flow::Close(1006, "gone");
         }
         if within_minute(&mut self.malformed, Instant::now()) > MALFORMED_PER_MINUTE {

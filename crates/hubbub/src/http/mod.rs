@@ -10,7 +10,7 @@ pub mod rooms;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -130,12 +130,27 @@ async fn method_not_allowed() -> Response {
 
 /// `GET /api/v1/ws`: authenticated by `?token=` or the session cookie (whose
 /// `Origin` must be ours).
+///
+/// The upgrade is done here with hyper and tokio-tungstenite directly rather than
+/// axum's `WebSocketUpgrade`, so the gateway gets a tungstenite `WebSocketStream`
+/// whose underlying stream it can reach: it writes large frames straight to the
+/// socket instead of through tungstenite's write buffer, which otherwise keeps the
+/// capacity of the largest frame ever sent (the `ready` frame) for the connection's
+/// lifetime.
 async fn ws(
     State(state): State<AppState>,
     headers: HeaderMap,
     extract::Query(q): extract::Query<WsQuery>,
-    upgrade: WebSocketUpgrade,
+    mut request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    let key = match websocket_key(&headers) {
+        Ok(key) => key,
+        Err(response) => return Ok(*response),
+    };
+    let on_upgrade = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(|| Error::invalid("upgrade", "this connection cannot be upgraded"))?;
     let token = match q.token.filter(|t| !t.is_empty()) {
         Some(t) => t,
         None => {
@@ -149,18 +164,58 @@ async fn ws(
         }
     };
     let session = state.chat.authenticate(&token).await?;
-    // The transport reads frames up to 1 MiB so that the gateway can answer an
-    // oversized frame with a clean close 1009 (refusing it mid-read would leave the
-    // client's bytes unread and the close frame lost to a TCP reset).
-    let max = state.chat.settings.max_frame_bytes.max(1 << 20);
-    let chat = state.chat.clone();
-    // A 4 KiB read buffer instead of tungstenite's 128 KiB: idle connections are
-    // most connections, and chat frames are small (larger ones still arrive whole).
-    Ok(upgrade
-        .read_buffer_size(4 * 1024)
-        .max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| crate::gateway::serve(socket, chat, session)))
+    let config = crate::gateway::socket_config(state.chat.settings.max_frame_bytes);
+    tokio::spawn(crate::gateway::serve(Box::new(crate::gateway::Upgrade {
+        on_upgrade,
+        config,
+        chat: state.chat.clone(),
+        session,
+    })));
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut response = Response::new(axum::body::Body::empty());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = response.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).map_err(|e| Error::Internal(e.into()))?,
+    );
+    Ok(response)
+}
+
+/// The `Sec-WebSocket-Key` of a valid WebSocket upgrade request (RFC 6455 §4.2.1),
+/// or the response refusing it.
+fn websocket_key(headers: &HeaderMap) -> Result<HeaderValue, Box<Response>> {
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    let refuse = |why: &str| -> Box<Response> {
+        Box::new(ApiError::from(Error::invalid("upgrade", why)).into_response())
+    };
+    if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
+        return Err(refuse("expected a WebSocket upgrade"));
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        let mut r = refuse("unsupported WebSocket version (13 is supported)");
+        *r.status_mut() = StatusCode::UPGRADE_REQUIRED;
+        r.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return Err(r);
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|k| !k.is_empty())
+        .cloned()
+        .ok_or_else(|| refuse("missing Sec-WebSocket-Key"))
 }
 
 #[derive(serde::Deserialize)]

@@ -696,3 +696,39 @@ async fn op_errors_use_the_spec_codes() {
     assert!(all_messages(&bob, &general).await.is_empty());
     assert!(all_messages(&alice, &room).await.is_empty());
 }
+
+/// Large frames (a `ready` listing many users, a history reply of long messages) are
+/// written straight to the socket rather than through the WebSocket library's write
+/// buffer; they must still arrive whole, as one text message each, and leave the
+/// framing intact for everything sent after them.
+#[tokio::test]
+async fn large_frames_arrive_whole_between_small_ones() {
+    let server = fast().await;
+    let alice = server.register("alice", PW).await;
+    let general = alice.general().await;
+    for i in 0..40 {
+        server.guest(&format!("guest{i}")).await;
+    }
+    let mut ws = alice.connect().await;
+    let users = ws.ready["users"].as_array().expect("ready.users").len();
+    assert!(users > 40, "ready lists everyone in General: {users}");
+    assert!(
+        ws.ready.to_string().len() > 8 * 1024,
+        "the ready frame is large"
+    );
+    let long = "z".repeat(3000);
+    for i in 0..4 {
+        send(&alice, &general, &format!("{i}{long}")).await;
+    }
+    let events = barrier(&mut ws).await;
+    assert_eq!(events.iter().filter(|e| e["type"] == "message").count(), 4);
+    let (r, _) = call(
+        &mut ws,
+        json!({"type": "history", "room_id": general, "limit": 10}),
+    )
+    .await;
+    reply_ok(&r, "history of long messages");
+    assert_eq!(r["data"]["messages"].as_array().map(|m| m.len()), Some(4));
+    assert!(r.to_string().len() > 12_000, "the history reply is large");
+    barrier(&mut ws).await;
+}
