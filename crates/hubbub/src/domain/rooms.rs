@@ -114,8 +114,11 @@ impl Chat {
         user: &UserRecord,
         room_id: &str,
     ) -> Result<(RoomRecord, Option<MemberRecord>)> {
-        let room = self.store.room(room_id).await.or_not_found("room")?;
-        let member = self.member_of(room_id, &user.id).await?;
+        let (room, member) = self
+            .store
+            .room_with_member(room_id, &user.id)
+            .await
+            .or_not_found("room")?;
         if member.is_none() && room.kind != RoomKind::Public && !user.is_admin {
             return Err(Error::not_found("room"));
         }

@@ -370,6 +370,12 @@ pub trait Store: Send + Sync + 'static {
     async fn public_rooms(&self) -> StoreResult<Vec<RoomRecord>>;
     async fn joined_rooms(&self, user_id: &str) -> StoreResult<Vec<JoinedRoom>>;
     async fn membership(&self, room_id: &str, user_id: &str) -> StoreResult<MemberRecord>;
+    /// A room and the user's membership of it (None: not a member), in one read.
+    async fn room_with_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> StoreResult<(RoomRecord, Option<MemberRecord>)>;
     /// Adds a member, honouring `member_limit` atomically. Ok(false): already a member.
     async fn add_member(
         &self,

@@ -910,6 +910,26 @@ impl Store for SqliteStore {
         member_from(&row)
     }
 
+    async fn room_with_member(
+        &self,
+        room_id: &str,
+        user_id: &str,
+    ) -> StoreResult<(RoomRecord, Option<MemberRecord>)> {
+        let row = sqlx::query(&format!(
+            "SELECT {ROOM_COLS}, {MEMBER_COLS} FROM rooms r LEFT JOIN members mb \
+             ON mb.room_id = r.id AND mb.user_id = ? WHERE r.id = ?"
+        ))
+        .bind(user_id)
+        .bind(room_id)
+        .fetch_one(&self.read)
+        .await?;
+        let member = match row.try_get::<Option<String>, _>("mb_user_id")? {
+            Some(_) => Some(member_from(&row)?),
+            None => None,
+        };
+        Ok((room_from(&row)?, member))
+    }
+
     async fn add_member(
         &self,
         room_id: &str,

@@ -1676,3 +1676,21 @@ pub async fn a_bad_send_fails_alone_among_concurrent_ones(b: Backend) {
         Inserted::Created { .. } => panic!("a repeated client_id stored twice"),
     }
 }
+
+pub async fn room_with_member_in_one_read(b: Backend) {
+    let s = b.store.clone();
+    let alice = account(&*s, "alice").await;
+    let bob = account(&*s, "bob").await;
+    let r = room(&*s, "lobby", Some(&alice.id)).await;
+    let (rr, m) = s.room_with_member(&r.id, &alice.id).await.unwrap();
+    assert_eq!(rr.id, r.id);
+    let m = m.expect("alice is a member");
+    assert_eq!((m.user_id.as_str(), m.role), (alice.id.as_str(), Role::Owner));
+    let (rr, m) = s.room_with_member(&r.id, &bob.id).await.unwrap();
+    assert_eq!(rr.name, "lobby");
+    assert!(m.is_none(), "bob is not a member");
+    assert_err!(
+        s.room_with_member("no-such-room", &alice.id).await,
+        StoreError::NotFound
+    );
+}

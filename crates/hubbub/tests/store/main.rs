@@ -74,6 +74,7 @@ conformance!(
     concurrent_inserts_get_dense_seqs,
     concurrent_same_client_id_stores_one,
     a_bad_send_fails_alone_among_concurrent_ones,
+    room_with_member_in_one_read,
     // rich messaging (rich.rs)
     reactions_add_remove_and_order,
     pins_set_unset_and_list,

@@ -71,7 +71,7 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>) {
 /// What becomes of one message of a batch.
 enum Fate {
     /// Its (author, client_id) was stored before.
-    Existing(MessageRecord),
+    Existing(Box<MessageRecord>),
     /// Repeats the (author, client_id) of an earlier message in this batch.
     SameAs(usize),
     New {
@@ -131,7 +131,7 @@ async fn write_batch(pool: &SqlitePool, msgs: &[&NewMessage]) -> StoreResult<Vec
     for (i, m) in msgs.iter().enumerate() {
         if let Some(cid) = m.client_id.as_deref() {
             if let Some(rec) = stored.remove(&(m.author_id.clone(), cid.to_string())) {
-                fates[i] = Some(Fate::Existing(rec));
+                fates[i] = Some(Fate::Existing(Box::new(rec)));
                 continue;
             }
             if let Some(j) = first_of.get(&(m.author_id.as_str(), cid)) {
@@ -276,7 +276,7 @@ async fn write_batch(pool: &SqlitePool, msgs: &[&NewMessage]) -> StoreResult<Vec
     let mut out: Vec<Inserted> = Vec::with_capacity(msgs.len());
     for (i, fate) in fates.into_iter().enumerate() {
         out.push(match fate {
-            Some(Fate::Existing(rec)) => Inserted::Existing(rec),
+            Some(Fate::Existing(rec)) => Inserted::Existing(*rec),
             Some(Fate::SameAs(j)) => match out.get(j) {
                 Some(Inserted::Created { message, .. } | Inserted::Existing(message)) => {
                     Inserted::Existing(message.clone())
