@@ -38,6 +38,37 @@ pub struct Chat {
     limits: limits::Limits,
     presence: presence::Presence,
     typing: presence::Typing,
+    /// Rooms known to have no member with a chosen notification level.
+    levels: NoLevels,
+}
+
+/// Remembers rooms where nobody chose a notification level, so a message there does
+/// not ask the store. Setting a level forgets the room *before* writing; a reader
+/// remembers a room only if no level was set anywhere while it read (the epoch), so
+/// a stale "none" can never be remembered.
+#[derive(Default)]
+struct NoLevels {
+    inner: parking_lot::Mutex<(u64, std::collections::HashSet<String>)>,
+}
+
+impl NoLevels {
+    fn has_none(&self, room: &str) -> bool {
+        self.inner.lock().1.contains(room)
+    }
+    fn epoch(&self) -> u64 {
+        self.inner.lock().0
+    }
+    fn none_as_of(&self, room: &str, epoch: u64) {
+        let mut g = self.inner.lock();
+        if g.0 == epoch {
+            g.1.insert(room.to_string());
+        }
+    }
+    fn forget(&self, room: &str) {
+        let mut g = self.inner.lock();
+        g.0 += 1;
+        g.1.remove(room);
+    }
 }
 
 /// What a connection learns first (`ready`).
@@ -59,6 +90,7 @@ impl Chat {
             limits: limits::Limits::new(&settings),
             presence: presence::Presence::default(),
             typing: presence::Typing::default(),
+            levels: NoLevels::default(),
             store,
             hub,
             settings,

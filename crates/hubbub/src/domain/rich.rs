@@ -115,7 +115,7 @@ impl Chat {
                     }
                 }
             }
-            for (u, level) in self.store.notification_levels(&room.id, None).await? {
+            for (u, level) in self.chosen_levels(&room.id).await? {
                 if level.as_deref() == Some("all") && !targets.contains(&u) {
                     targets.push(u);
                 }
@@ -278,11 +278,30 @@ impl Chat {
             return Err(Error::forbidden("you are not a member of this room"));
         }
         self.limits.write(&user.id)?;
+        self.levels.forget(room_id);
         self.store
             .set_notification_level(room_id, &user.id, level)
             .await
             .or_not_found("membership")?;
         Ok(())
+    }
+
+    /// Members of a room who chose a notification level. Most rooms have none, and
+    /// every message asks, so a single node remembers the rooms that have none.
+    async fn chosen_levels(&self, room_id: &str) -> Result<Vec<(String, Option<String>)>> {
+        if self.cluster.is_some() {
+            // Another node may set a level at any time: always ask the store.
+            return Ok(self.store.notification_levels(room_id, None).await?);
+        }
+        if self.levels.has_none(room_id) {
+            return Ok(Vec::new());
+        }
+        let epoch = self.levels.epoch();
+        let levels = self.store.notification_levels(room_id, None).await?;
+        if levels.is_empty() {
+            self.levels.none_as_of(room_id, epoch);
+        }
+        Ok(levels)
     }
 
     /// Finds or creates the DM room of the caller and `user_ids` (1 to 9 others).
