@@ -296,12 +296,12 @@ impl Conn {
 
     /// Writes one queued event and whatever else is queued (up to a batch), then
     /// flushes once.
-    async fn write_events(&mut self, socket: &mut Socket, first: Frame) -> Flow {
+    async fn write_events(&mut self, socket: &mut Socket, first: Arc<Frame>) -> Flow {
         let mut next = Some(first);
         let mut n = 0;
         while let Some(f) = next.take() {
             if self.keep(&f) {
-                let text = Bytes::from(f.text);
+                let text = Bytes::from(f.text.clone());
                 let sent = if text.len() >= DIRECT {
                     write_direct(socket, &text).await
                 } else {

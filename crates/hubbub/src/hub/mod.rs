@@ -99,7 +99,7 @@ impl KillSwitch {
 struct Sub {
     conn: ConnId,
     user: Arc<str>,
-    tx: mpsc::Sender<Frame>,
+    tx: mpsc::Sender<Arc<Frame>>,
     kill: Arc<KillSwitch>,
 }
 
@@ -125,7 +125,9 @@ pub struct Hub {
 /// A registered connection. Dropping it unregisters the connection everywhere.
 pub struct ConnHandle {
     pub id: ConnId,
-    pub rx: mpsc::Receiver<Frame>,
+    /// Queued events. A slot is one pointer: an idle connection's first queue block
+    /// (32 slots) costs 256 bytes, not 2 KiB.
+    pub rx: mpsc::Receiver<Arc<Frame>>,
     pub kill: Arc<KillSwitch>,
     hub: Arc<Hub>,
 }
@@ -332,7 +334,7 @@ impl Hub {
         });
     }
 
-    fn deliver(sub: &Sub, frame: Frame) {
+    fn deliver(sub: &Sub, frame: Arc<Frame>) {
         match sub.tx.try_send(frame) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -370,8 +372,9 @@ impl Hub {
     pub(crate) fn deliver_room_now(&self, room: &str, frame: &Frame) {
         if let Some(subs) = self.rooms.get(room) {
             metrics::counter!("hubbub_deliveries_total").increment(subs.len() as u64);
+            let shared = Arc::new(frame.clone());
             for s in subs.iter() {
-                Self::deliver(s, frame.clone());
+                Self::deliver(s, shared.clone());
             }
         }
     }
@@ -383,7 +386,7 @@ impl Hub {
         if let Some(subs) = self.rooms.get(room) {
             for s in subs.iter() {
                 if let Some(f) = pick(&s.user) {
-                    Self::deliver(s, f);
+                    Self::deliver(s, Arc::new(f));
                 }
             }
         }
@@ -402,11 +405,12 @@ impl Hub {
 
     fn deliver_rooms_once<'a>(&self, rooms: impl IntoIterator<Item = &'a str>, frame: &Frame) {
         let mut seen = HashSet::new();
+        let shared = Arc::new(frame.clone());
         for room in rooms {
             if let Some(subs) = self.rooms.get(room) {
                 for s in subs.iter() {
                     if seen.insert(s.conn) {
-                        Self::deliver(s, frame.clone());
+                        Self::deliver(s, shared.clone());
                     }
                 }
             }
@@ -424,9 +428,10 @@ impl Hub {
 
     fn deliver_user(&self, user: &str, frame: &Frame) {
         let conns: Vec<ConnId> = self.users.get(user).map(|l| l.clone()).unwrap_or_default();
+        let shared = Arc::new(frame.clone());
         for c in conns {
             if let Some(e) = self.conns.get(&c) {
-                Self::deliver(&e.sub, frame.clone());
+                Self::deliver(&e.sub, shared.clone());
             }
         }
     }
