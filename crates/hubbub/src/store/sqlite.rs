@@ -235,7 +235,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
-            .statement_cache_capacity(256);
+            // Room for the app's statements plus every group-commit shape (4 × 32).
+            .statement_cache_capacity(512);
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)

@@ -24,9 +24,9 @@ pub(super) const MAX_BATCH: usize = 256;
 /// Rows per multi-row statement. Batches are split into chunks of this size so the
 /// statement cache holds a bounded set of shapes.
 const CHUNK: usize = 32;
-/// Statements for up to this many rows stay prepared (cached); larger, rarer shapes
-/// are prepared per use so they do not evict the rest of the cache.
-const CACHED_UP_TO: usize = 8;
+/// Statements for up to this many rows stay prepared: every shape a batch can take
+/// (four statements × `CHUNK` sizes), which the store's statement cache has room for.
+const CACHED_UP_TO: usize = CHUNK;
 
 pub(super) struct Pending {
     pub msg: NewMessage,
