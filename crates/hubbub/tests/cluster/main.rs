@@ -323,7 +323,11 @@ async fn a_killed_node_loses_nothing_and_its_users_go_offline() {
             .map(|m| m["id"].as_str().unwrap().to_string()),
     );
     let got_set: HashSet<_> = got.iter().cloned().collect();
-    assert_eq!(got.len(), got_set.len(), "no duplicates across live and resume");
+    assert_eq!(
+        got.len(),
+        got_set.len(),
+        "no duplicates across live and resume"
+    );
     for id in &sent {
         assert!(
             got_set.contains(id),

@@ -1663,7 +1663,10 @@ pub async fn a_bad_send_fails_alone_among_concurrent_ones(b: Backend) {
     assert_eq!(seqs_got, (1..=n).collect::<Vec<_>>());
     let rr = s.room(&r.id).await.unwrap();
     assert_eq!((rr.last_seq, rr.last_pos), (n, n));
-    assert_eq!(s.membership(&r.id, &alice.id).await.unwrap().last_read_seq, n);
+    assert_eq!(
+        s.membership(&r.id, &alice.id).await.unwrap().last_read_seq,
+        n
+    );
     let joined = s.joined_rooms(&bob.id).await.unwrap();
     let j = joined.iter().find(|j| j.room.id == r.id).unwrap();
     let mentioned = (0..N).filter(|i| *i != BAD && i % 3 == 0).count() as i64;
@@ -1685,7 +1688,10 @@ pub async fn room_with_member_in_one_read(b: Backend) {
     let (rr, m) = s.room_with_member(&r.id, &alice.id).await.unwrap();
     assert_eq!(rr.id, r.id);
     let m = m.expect("alice is a member");
-    assert_eq!((m.user_id.as_str(), m.role), (alice.id.as_str(), Role::Owner));
+    assert_eq!(
+        (m.user_id.as_str(), m.role),
+        (alice.id.as_str(), Role::Owner)
+    );
     let (rr, m) = s.room_with_member(&r.id, &bob.id).await.unwrap();
     assert_eq!(rr.name, "lobby");
     assert!(m.is_none(), "bob is not a member");
