@@ -115,13 +115,13 @@ impl Chat {
                     .record(started.elapsed().as_secs_f64());
                 metrics::counter!("hubbub_messages_total").increment(1);
                 self.typing_done(&room.id, &user.id);
-                // Notifications need a read or two; the sender's ack does not wait.
-                let (chat, note, target) = (self.clone(), msg.clone(), room.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = chat.notify(&target, &note).await {
-                        tracing::warn!(room = %target.id, error = ?e, "notifications failed");
-                    }
-                });
+                // Before the ack: who is notified follows the levels as they were when
+                // the message was sent, not after the sender's next request. Usually
+                // no read at all (no mentions, nobody chose a level); the message is
+                // stored either way, so a failure here is logged, not returned.
+                if let Err(e) = self.notify(&room, &msg).await {
+                    tracing::warn!(room = %room.id, error = ?e, "notifications failed");
+                }
                 tracing::debug!(room = %room.id, seq = msg.seq, "message sent");
                 Ok(msg)
             }
