@@ -19,11 +19,15 @@ use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 use super::*;
 
 mod commit;
+mod direct;
 
 pub struct SqliteStore {
     write: SqlitePool,
     /// Group commit of new messages (see `commit`).
     committer: tokio::sync::mpsc::Sender<commit::Pending>,
+    /// Hot point reads on the calling thread (see `direct`); None for in-memory
+    /// databases.
+    direct: Option<direct::Direct>,
     read: SqlitePool,
     /// Stops the background checkpointer.
     stop: tokio_util::sync::CancellationToken,
@@ -75,38 +79,81 @@ fn user_from(row: &SqliteRow) -> StoreResult<UserRecord> {
     })
 }
 
-fn room_from(row: &SqliteRow) -> StoreResult<RoomRecord> {
-    let kind: String = row.try_get("r_kind")?;
+/// A room and, if any, one user's membership of it (binds: user id, room id).
+static ROOM_WITH_MEMBER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {ROOM_COLS}, {MEMBER_COLS} FROM rooms r LEFT JOIN members mb \
+         ON mb.room_id = r.id AND mb.user_id = ? WHERE r.id = ?"
+    )
+});
+
+fn room_and_member(row: &impl Cols) -> StoreResult<(RoomRecord, Option<MemberRecord>)> {
+    let member = match row.col::<Option<String>>("mb_user_id")? {
+        Some(_) => Some(member_from(row)?),
+        None => None,
+    };
+    Ok((room_from(row)?, member))
+}
+
+/// A result row read by column name: sqlx's rows and the direct connection's rows
+/// (`direct`) share the record mappings below.
+trait Cols {
+    fn col<T>(&self, name: &str) -> StoreResult<T>
+    where
+        T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + rusqlite::types::FromSql;
+}
+
+impl Cols for SqliteRow {
+    fn col<T>(&self, name: &str) -> StoreResult<T>
+    where
+        T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + rusqlite::types::FromSql,
+    {
+        Ok(self.try_get(name)?)
+    }
+}
+
+impl Cols for rusqlite::Row<'_> {
+    fn col<T>(&self, name: &str) -> StoreResult<T>
+    where
+        T: for<'r> sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite> + rusqlite::types::FromSql,
+    {
+        self.get(name)
+            .map_err(|e| StoreError::Other(anyhow::Error::new(e).context(name.to_string())))
+    }
+}
+
+fn room_from(row: &impl Cols) -> StoreResult<RoomRecord> {
+    let kind: String = row.col("r_kind")?;
     Ok(RoomRecord {
-        id: row.try_get("r_id")?,
-        name: row.try_get("r_name")?,
-        topic: row.try_get("r_topic")?,
+        id: row.col("r_id")?,
+        name: row.col("r_name")?,
+        topic: row.col("r_topic")?,
         kind: RoomKind::parse(&kind).context("bad room kind")?,
-        password_hash: row.try_get("r_password_hash")?,
-        guests_allowed: row.try_get("r_guests_allowed")?,
-        starts_at: row.try_get("r_starts_at")?,
-        ends_at: row.try_get("r_ends_at")?,
-        member_limit: row.try_get("r_member_limit")?,
-        created_by: row.try_get("r_created_by")?,
-        created_at: row.try_get("r_created_at")?,
-        last_seq: row.try_get("r_last_seq")?,
-        last_pos: row.try_get("r_last_pos")?,
-        member_count: row.try_get("r_member_count")?,
-        is_default: row.try_get("r_is_default")?,
-        dm_key: row.try_get("r_dm_key")?,
+        password_hash: row.col("r_password_hash")?,
+        guests_allowed: row.col("r_guests_allowed")?,
+        starts_at: row.col("r_starts_at")?,
+        ends_at: row.col("r_ends_at")?,
+        member_limit: row.col("r_member_limit")?,
+        created_by: row.col("r_created_by")?,
+        created_at: row.col("r_created_at")?,
+        last_seq: row.col("r_last_seq")?,
+        last_pos: row.col("r_last_pos")?,
+        member_count: row.col("r_member_count")?,
+        is_default: row.col("r_is_default")?,
+        dm_key: row.col("r_dm_key")?,
     })
 }
 
-fn member_from(row: &SqliteRow) -> StoreResult<MemberRecord> {
-    let role: String = row.try_get("mb_role")?;
+fn member_from(row: &impl Cols) -> StoreResult<MemberRecord> {
+    let role: String = row.col("mb_role")?;
     Ok(MemberRecord {
-        room_id: row.try_get("mb_room_id")?,
-        user_id: row.try_get("mb_user_id")?,
+        room_id: row.col("mb_room_id")?,
+        user_id: row.col("mb_user_id")?,
         role: Role::parse(&role).context("bad role")?,
-        joined_at: row.try_get("mb_joined_at")?,
-        last_read_seq: row.try_get("mb_last_read_seq")?,
-        notification_level: row.try_get("mb_notification_level")?,
-        muted_until: row.try_get("mb_muted_until")?,
+        joined_at: row.col("mb_joined_at")?,
+        last_read_seq: row.col("mb_last_read_seq")?,
+        notification_level: row.col("mb_notification_level")?,
+        muted_until: row.col("mb_muted_until")?,
     })
 }
 
@@ -259,7 +306,7 @@ impl SqliteStore {
             .context("cannot open SQLite read pool")?;
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(opts)
+            .connect_with(opts.clone())
             .await
             .context("cannot open SQLite checkpoint connection")?;
         let stop = tokio_util::sync::CancellationToken::new();
@@ -281,10 +328,17 @@ impl SqliteStore {
             }
             checkpointer.close().await;
         });
+        let file = opts.get_filename();
+        let direct = if file.as_os_str().is_empty() || file == std::path::Path::new(":memory:") {
+            None
+        } else {
+            Some(direct::Direct::open(file).context("cannot open SQLite direct readers")?)
+        };
         let committer = commit::spawn(write.clone());
         Ok(SqliteStore {
             write,
             committer,
+            direct,
             read,
             stop,
         })
@@ -916,19 +970,25 @@ impl Store for SqliteStore {
         room_id: &str,
         user_id: &str,
     ) -> StoreResult<(RoomRecord, Option<MemberRecord>)> {
-        let row = sqlx::query(&format!(
-            "SELECT {ROOM_COLS}, {MEMBER_COLS} FROM rooms r LEFT JOIN members mb \
-             ON mb.room_id = r.id AND mb.user_id = ? WHERE r.id = ?"
-        ))
-        .bind(user_id)
-        .bind(room_id)
-        .fetch_one(&self.read)
-        .await?;
-        let member = match row.try_get::<Option<String>, _>("mb_user_id")? {
-            Some(_) => Some(member_from(&row)?),
-            None => None,
-        };
-        Ok((room_from(&row)?, member))
+        let sql: &str = &ROOM_WITH_MEMBER;
+        if let Some(direct) = &self.direct
+            && let Some(res) = direct.try_with(|c| {
+                let mut st = c.prepare_cached(sql).map_err(direct::err)?;
+                let mut rows = st.query((user_id, room_id)).map_err(direct::err)?;
+                match rows.next().map_err(direct::err)? {
+                    Some(row) => room_and_member(row),
+                    None => Err(StoreError::NotFound),
+                }
+            })
+        {
+            return res;
+        }
+        let row = sqlx::query(sql)
+            .bind(user_id)
+            .bind(room_id)
+            .fetch_one(&self.read)
+            .await?;
+        room_and_member(&row)
     }
 
     async fn add_member(

@@ -1695,6 +1695,21 @@ pub async fn room_with_member_in_one_read(b: Backend) {
     let (rr, m) = s.room_with_member(&r.id, &bob.id).await.unwrap();
     assert_eq!(rr.name, "lobby");
     assert!(m.is_none(), "bob is not a member");
+    // Reads see every commit at once (SQLite serves this read on its own connections).
+    for round in 0..3 {
+        s.add_member(&r.id, &bob.id, Role::Member, 2).await.unwrap();
+        let (rr, m) = s.room_with_member(&r.id, &bob.id).await.unwrap();
+        assert_eq!(
+            m.map(|m| m.role),
+            Some(Role::Member),
+            "round {round}: joined"
+        );
+        assert_eq!(rr.member_count, 2);
+        s.remove_member(&r.id, &bob.id).await.unwrap();
+        let (rr, m) = s.room_with_member(&r.id, &bob.id).await.unwrap();
+        assert!(m.is_none(), "round {round}: left");
+        assert_eq!(rr.member_count, 1);
+    }
     assert_err!(
         s.room_with_member("no-such-room", &alice.id).await,
         StoreError::NotFound
