@@ -10,9 +10,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+pub use crate::common::chat::*;
 pub use crate::common::*;
-
-pub const PW: &str = "correct-horse-battery";
 
 /// A server with every rate limit lifted (most tests: no flakes from limits).
 pub async fn fast() -> Server {
@@ -24,14 +23,6 @@ pub async fn fast_with(extra: &[&str]) -> Server {
     let mut args = vec!["--no-rate-limit"];
     args.extend_from_slice(extra);
     Server::start_with(&args).await
-}
-
-/// Registers `root` (the first account, hence server admin), `alice` and `bob`.
-pub async fn trio(server: &Server) -> (Api, Api, Api) {
-    let root = server.register("root", PW).await;
-    let alice = server.register("alice", PW).await;
-    let bob = server.register("bob", PW).await;
-    (root, alice, bob)
 }
 
 // ---------------------------------------------------------------------------
@@ -146,31 +137,9 @@ pub async fn new_room(api: &Api, name: &str, extra: Value) -> String {
     room["id"].as_str().expect("room id").to_string()
 }
 
-pub async fn join(api: &Api, room: &str) -> Resp {
-    api.post(&format!("/api/v1/rooms/{room}/join"), json!({}))
-        .await
-}
-
 #[track_caller]
 pub fn check_joined(r: &Resp) {
     ok(r, "join");
-}
-
-pub async fn join_ok(api: &Api, room: &str) {
-    let r = join(api, room).await;
-    ok(&r, "join room");
-}
-
-/// The caller's room list.
-pub async fn rooms(api: &Api) -> Vec<Value> {
-    let r = api.get("/api/v1/rooms").await;
-    ok(&r, "GET /rooms");
-    r.body["rooms"].as_array().expect("rooms array").clone()
-}
-
-/// The caller's entry for a room in GET /rooms.
-pub async fn room_entry(api: &Api, room: &str) -> Option<Value> {
-    rooms(api).await.into_iter().find(|r| r["id"] == room)
 }
 
 pub async fn members(api: &Api, room: &str) -> Vec<Value> {
@@ -203,11 +172,6 @@ pub async fn send(api: &Api, room: &str, body: &str) -> Value {
         text(&r)
     );
     r.body
-}
-
-pub async fn send_raw(api: &Api, room: &str, body: Value) -> Resp {
-    api.post(&format!("/api/v1/rooms/{room}/messages"), body)
-        .await
 }
 
 /// A history page: (messages, has_more).
@@ -246,34 +210,8 @@ pub fn ids(msgs: &[Value]) -> Vec<String> {
         .collect()
 }
 
-pub fn s(v: &Value) -> String {
-    v.as_str()
-        .unwrap_or_else(|| panic!("expected a string, got {v}"))
-        .to_string()
-}
-
 // ---------------------------------------------------------------------------
 // Gateway
-
-/// Reads frames until `pred` matches; returns the frames before it and the match.
-pub async fn until(ws: &mut Ws, mut pred: impl FnMut(&Value) -> bool) -> (Vec<Value>, Value) {
-    let mut before = Vec::new();
-    loop {
-        let v = match ws.recv().await {
-            Some(v) => v,
-            None => panic!("connection closed; frames so far: {}", short(&before)),
-        };
-        if pred(&v) {
-            return (before, v);
-        }
-        before.push(v);
-    }
-}
-
-pub fn short(frames: &[Value]) -> String {
-    let s = serde_json::to_string(frames).unwrap();
-    s.chars().take(3000).collect()
-}
 
 /// Every frame that arrives within `d` (stops early if the connection closes).
 pub async fn collect_for(ws: &mut Ws, d: Duration) -> Vec<Value> {
@@ -292,43 +230,11 @@ pub async fn collect_for(ws: &mut Ws, d: Duration) -> Vec<Value> {
     out
 }
 
-pub fn fresh_req() -> String {
-    format!("q-{}", uuid_like())
-}
-
-/// Sends a frame with a fresh string `req`; returns (reply, frames received before it).
-pub async fn call(ws: &mut Ws, mut frame: Value) -> (Value, Vec<Value>) {
-    let req = fresh_req();
-    frame["req"] = json!(req);
-    ws.send_json(frame).await;
-    let (before, reply) = until(ws, |v| v["type"] == "reply" && v["req"] == json!(req)).await;
-    (reply, before)
-}
-
 /// A ping round trip: everything the server queued before the pong is returned.
 pub async fn barrier(ws: &mut Ws) -> Vec<Value> {
     let (reply, before) = call(ws, json!({"type": "ping"})).await;
     assert_eq!(reply["ok"], true, "ping failed: {reply}");
     before
-}
-
-#[track_caller]
-pub fn reply_ok(r: &Value, what: &str) {
-    assert_eq!(r["type"], "reply", "{what}: not a reply: {r}");
-    assert_eq!(r["ok"], true, "{what}: expected ok reply, got {r}");
-}
-
-#[track_caller]
-pub fn reply_err(r: &Value, code: &str, what: &str) {
-    assert_eq!(r["type"], "reply", "{what}: not a reply: {r}");
-    assert_eq!(r["ok"], false, "{what}: expected an error reply, got {r}");
-    assert_eq!(r["error"]["code"], code, "{what}: wrong code in {r}");
-    assert!(
-        r["error"]["message"]
-            .as_str()
-            .is_some_and(|m| !m.is_empty()),
-        "{what}: error reply without message: {r}"
-    );
 }
 
 pub fn ws_send_frame(room: &str, body: &str) -> Value {
@@ -337,10 +243,6 @@ pub fn ws_send_frame(room: &str, body: &str) -> Value {
 
 pub fn is_msg(v: &Value, room: &str) -> bool {
     v["type"] == "message" && v["message"]["room_id"] == room
-}
-
-pub fn is_msg_id(v: &Value, id: &str) -> bool {
-    v["type"] == "message" && v["message"]["id"] == id
 }
 
 pub fn is_presence(v: &Value, user: &str, status: &str) -> bool {
@@ -407,17 +309,6 @@ pub async fn connect_small_rcvbuf(api: &Api, rcvbuf: u32) -> Ws {
             .await
             .expect("ws upgrade");
     Ws::from_stream(stream).await
-}
-
-/// The entry for `room` in `ready.rooms`.
-pub fn ready_room(ws: &Ws, room: &str) -> Value {
-    ws.ready["rooms"]
-        .as_array()
-        .expect("ready.rooms")
-        .iter()
-        .find(|r| r["id"] == room)
-        .unwrap_or_else(|| panic!("room {room} not in ready.rooms: {}", ws.ready))
-        .clone()
 }
 
 /// Sends `n` messages over one gateway connection, pipelined in chunks, and returns
@@ -550,28 +441,4 @@ pub fn png_bands(band: u32, h: u32) -> Vec<u8> {
     img.write_to(&mut out, image::ImageFormat::Png)
         .expect("png");
     out.into_inner()
-}
-
-/// Every byte of every file under `dir` (recursively).
-pub fn all_bytes_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let Ok(b) = std::fs::read(&p) {
-                out.push((p, b));
-            }
-        }
-    }
-    out
-}
-
-pub fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }

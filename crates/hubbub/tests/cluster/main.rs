@@ -304,9 +304,11 @@ async fn a_killed_node_loses_nothing_and_its_users_go_offline() {
     // Bob reconnects to node 3 and resumes.
     let bob3 = on(&c.nodes[2], &bob);
     let mut wb3 = bob3.connect().await;
-    let (r, live) = wb3
-        .request_seeing(json!({"type": "resume", "rooms": {room.clone(): last_pos}}))
-        .await;
+    let (r, live) = common::chat::call(
+        &mut wb3,
+        json!({"type": "resume", "rooms": {room.clone(): last_pos}}),
+    )
+    .await;
     assert_eq!(r["ok"], true, "{r}");
     // Node 3 may deliver some of them live (its bus can lag behind the sends) before
     // the resume reply; the reply then leaves those out. Together: each exactly once.

@@ -3,6 +3,8 @@
 //! Nothing here reaches into the server's internals.
 #![allow(dead_code)]
 
+pub mod chat;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -373,23 +375,16 @@ impl Ws {
     }
 
     /// Sends a frame with a fresh `req` and returns the matching reply, skipping events.
-    pub async fn request(&mut self, frame: Value) -> Value {
-        self.request_seeing(frame).await.0
-    }
-
-    /// Like `request`, and also returns the frames that arrived before the reply.
-    pub async fn request_seeing(&mut self, mut frame: Value) -> (Value, Vec<Value>) {
+    pub async fn request(&mut self, mut frame: Value) -> Value {
         self.next_req += 1;
         let req = self.next_req;
         frame["req"] = json!(req);
         self.send_json(frame).await;
-        let mut before = Vec::new();
         loop {
             let v = self.recv().await.expect("closed while waiting for reply");
             if v["type"] == "reply" && v["req"] == json!(req) {
-                return (v, before);
+                return v;
             }
-            before.push(v);
         }
     }
 
