@@ -32,7 +32,7 @@ pub const RESUME_LIMIT: i64 = 1000;
 impl Chat {
     /// Stores a message and then fans it out. The reply (this return value) and the
     /// fan-out both happen only after the commit.
-    pub async fn send(self: &Arc<Self>, user: &UserRecord, req: SendMessage) -> Result<Message> {
+    pub async fn send(&self, user: &UserRecord, req: SendMessage) -> Result<Message> {
         let client_id = req
             .client_id
             .as_deref()
@@ -49,10 +49,7 @@ impl Chat {
             self.settings.max_message_chars,
             !req.attachment_ids.is_empty(),
         )?;
-        let (room, member) = self.visible_room(user, &req.room_id).await?;
-        let Some(member) = member else {
-            return Err(Error::forbidden("you are not a member of this room"));
-        };
+        let (room, member) = self.joined_room(user, &req.room_id).await?;
         Self::check_open(user, &room, &member)?;
         self.check_attachments(user, &req.attachment_ids).await?;
         let reply_to = match &req.reply_to {
@@ -195,9 +192,7 @@ impl Chat {
         if msg.deleted {
             return Err(Error::not_found("message"));
         }
-        let Some(member) = member else {
-            return Err(Error::forbidden("you are not a member of this room"));
-        };
+        let member = Self::as_member(member)?;
         Self::check_open(user, &room, &member)?;
         self.limits.write(&user.id)?;
         let role = Self::effective_role(user, Some(&member));
@@ -280,10 +275,7 @@ impl Chat {
         if seq < 0 {
             return Err(Error::invalid("seq", "seq must not be negative"));
         }
-        let (room, member) = self.visible_room(user, room_id).await?;
-        if member.is_none() {
-            return Err(Error::forbidden("you are not a member of this room"));
-        }
+        let (room, _) = self.joined_room(user, room_id).await?;
         self.limits.write(&user.id)?;
         let seq = self.store.mark_read(room_id, &user.id, seq).await?;
         let frame = Event::Read {
@@ -309,10 +301,7 @@ impl Chat {
         room_id: &str,
         after_pos: i64,
     ) -> Result<crate::store::Changes> {
-        let (_, member) = self.visible_room(user, room_id).await?;
-        if member.is_none() {
-            return Err(Error::forbidden("you are not a member of this room"));
-        }
+        self.joined_room(user, room_id).await?;
         Ok(self
             .store
             .changes_since(room_id, after_pos.max(0), RESUME_LIMIT)
@@ -323,8 +312,8 @@ impl Chat {
 /// How the hub's sequencer fills a gap in a room's changes from the store. New
 /// messages (seq above what was delivered) become `message`, tombstones
 /// `message_deleted`, the rest `message_updated` — each with its current state.
-pub fn gap_filler(store: std::sync::Arc<dyn crate::store::Store>) -> crate::hub::sequencer::Fill {
-    std::sync::Arc::new(move |room: String, after: i64, last_seq: i64| {
+pub fn gap_filler(store: Arc<dyn crate::store::Store>) -> crate::hub::sequencer::Fill {
+    Arc::new(move |room: String, after: i64, last_seq: i64| {
         let store = store.clone();
         Box::pin(async move {
             let changes = store.changes_since(&room, after, RESUME_LIMIT).await?;

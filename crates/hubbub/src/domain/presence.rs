@@ -249,10 +249,7 @@ impl Chat {
         room_id: &str,
         active: bool,
     ) -> Result<()> {
-        let (_, member) = self.visible_room(user, room_id).await?;
-        if member.is_none() {
-            return Err(Error::forbidden("you are not a member of this room"));
-        }
+        self.joined_room(user, room_id).await?;
         self.limits.write(&user.id)?;
         self.hub.send_remote(Remote::Typing {
             room: Arc::from(room_id),

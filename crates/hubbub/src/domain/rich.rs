@@ -148,9 +148,7 @@ impl Chat {
         if msg.deleted {
             return Err(Error::not_found("message"));
         }
-        let Some(member) = member else {
-            return Err(Error::forbidden("you are not a member of this room"));
-        };
+        let member = Self::as_member(member)?;
         Self::check_open(user, &room, &member)?;
         self.limits.write(&user.id)?;
         let changed = self
@@ -273,10 +271,7 @@ impl Chat {
                 "level must be all, mentions or none",
             ));
         }
-        let (_, member) = self.visible_room(user, room_id).await?;
-        if member.is_none() {
-            return Err(Error::forbidden("you are not a member of this room"));
-        }
+        self.joined_room(user, room_id).await?;
         self.limits.write(&user.id)?;
         self.levels.forget(room_id);
         self.store

@@ -125,6 +125,21 @@ impl Chat {
         Ok((room, member))
     }
 
+    /// A room the user is a member of: `visible_room`, and forbidden to others.
+    pub(crate) async fn joined_room(
+        &self,
+        user: &UserRecord,
+        room_id: &str,
+    ) -> Result<(RoomRecord, MemberRecord)> {
+        let (room, member) = self.visible_room(user, room_id).await?;
+        Ok((room, Self::as_member(member)?))
+    }
+
+    /// The membership, or forbidden for someone who is not a member.
+    pub(crate) fn as_member(member: Option<MemberRecord>) -> Result<MemberRecord> {
+        member.ok_or_else(|| Error::forbidden("you are not a member of this room"))
+    }
+
     /// Like `visible_room`, but reading also needs guests to be allowed in.
     pub(crate) async fn readable_room(
         &self,

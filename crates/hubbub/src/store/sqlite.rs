@@ -79,6 +79,34 @@ fn user_from(row: &SqliteRow) -> StoreResult<UserRecord> {
     })
 }
 
+/// The columns of a new message row, in the order `bind_new_message` binds them.
+const NEW_MESSAGE_COLS: &str = "id, room_id, seq, pos, author_id, body, html, created_at, \
+    reply_to, thread_root, client_id, mentions";
+const NEW_MESSAGE_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds one `NEW_MESSAGE_ROW` of a new message numbered `seq`, `pos`.
+fn bind_new_message<'q>(
+    q: SqliteQuery<'q>,
+    m: &'q NewMessage,
+    seq: i64,
+    pos: i64,
+) -> StoreResult<SqliteQuery<'q>> {
+    Ok(q.bind(&m.id)
+        .bind(&m.room_id)
+        .bind(seq)
+        .bind(pos)
+        .bind(&m.author_id)
+        .bind(&m.body)
+        .bind(&m.html)
+        .bind(m.created_at)
+        .bind(&m.reply_to)
+        .bind(&m.thread_root)
+        .bind(&m.client_id)
+        .bind(serde_json::to_string(&m.mentions).context("mentions")?))
+}
+
 /// A room and, if any, one user's membership of it (binds: user id, room id).
 static ROOM_WITH_MEMBER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
@@ -351,26 +379,14 @@ impl SqliteStore {
         let (seq, pos) = Self::bump_room(&mut tx, &msg.room_id, true).await?;
         // A repeated (author, client_id) inserts nothing; the transaction is then
         // dropped (rolled back, so seq and pos are not used) and the original returned.
-        let inserted = sqlx::query(
-            "INSERT INTO messages (id, room_id, seq, pos, author_id, body, html, created_at, \
-             reply_to, thread_root, client_id, mentions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (author_id, client_id) WHERE client_id IS NOT NULL DO NOTHING",
-        )
-        .bind(&msg.id)
-        .bind(&msg.room_id)
-        .bind(seq)
-        .bind(pos)
-        .bind(&msg.author_id)
-        .bind(&msg.body)
-        .bind(&msg.html)
-        .bind(msg.created_at)
-        .bind(&msg.reply_to)
-        .bind(&msg.thread_root)
-        .bind(&msg.client_id)
-        .bind(serde_json::to_string(&msg.mentions).context("mentions")?)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let sql = format!(
+            "INSERT INTO messages ({NEW_MESSAGE_COLS}) VALUES {NEW_MESSAGE_ROW} \
+             ON CONFLICT (author_id, client_id) WHERE client_id IS NOT NULL DO NOTHING"
+        );
+        let inserted = bind_new_message(sqlx::query(&sql), &msg, seq, pos)?
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if inserted == 0 {
             drop(tx);
             let cid = msg.client_id.as_deref().unwrap_or("");

@@ -16,7 +16,10 @@ use std::collections::HashMap;
 use sqlx::{Row, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{SqliteStore, load_extras, message_from, message_select};
+use super::{
+    NEW_MESSAGE_COLS, NEW_MESSAGE_ROW, SqliteQuery, SqliteStore, bind_new_message, load_extras,
+    message_from, message_select,
+};
 use crate::store::{Inserted, MessageRecord, NewMessage, StoreError, StoreResult};
 
 /// Messages per transaction at most (bounds statement size: 12 binds per row).
@@ -80,10 +83,7 @@ enum Fate {
     },
 }
 
-fn query(
-    sql: &str,
-    rows: usize,
-) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+fn query(sql: &str, rows: usize) -> SqliteQuery<'_> {
     sqlx::query(sql).persistent(rows <= CACHED_UP_TO)
 }
 
@@ -180,29 +180,13 @@ async fn write_batch(pool: &SqlitePool, msgs: &[&NewMessage]) -> StoreResult<Vec
     // 3. The rows themselves, then mentions and the authors' read markers.
     for chunk in fresh.chunks(CHUNK) {
         let sql = format!(
-            "INSERT INTO messages (id, room_id, seq, pos, author_id, body, html, created_at, \
-             reply_to, thread_root, client_id, mentions) VALUES {}",
-            rows_of("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", chunk.len())
+            "INSERT INTO messages ({NEW_MESSAGE_COLS}) VALUES {}",
+            rows_of(NEW_MESSAGE_ROW, chunk.len())
         );
         let mut q = query(&sql, chunk.len());
         for &i in chunk {
-            let m = msgs[i];
             let (seq, pos) = numbered(i);
-            let mentions = serde_json::to_string(&m.mentions)
-                .map_err(|e| StoreError::Other(anyhow::Error::new(e).context("mentions")))?;
-            q = q
-                .bind(&m.id)
-                .bind(&m.room_id)
-                .bind(seq)
-                .bind(pos)
-                .bind(&m.author_id)
-                .bind(&m.body)
-                .bind(&m.html)
-                .bind(m.created_at)
-                .bind(&m.reply_to)
-                .bind(&m.thread_root)
-                .bind(&m.client_id)
-                .bind(mentions);
+            q = bind_new_message(q, msgs[i], seq, pos)?;
         }
         q.execute(&mut *tx).await?;
     }
