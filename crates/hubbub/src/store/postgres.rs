@@ -217,6 +217,30 @@ fn attachments_from(json: Option<String>) -> StoreResult<Vec<AttachmentRecord>> 
         .collect())
 }
 
+/// The insert of one attachment row, stored as belonging to `message_id`.
+fn insert_attachment<'q>(
+    a: &'q AttachmentRecord,
+    message_id: Option<&'q str>,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "INSERT INTO attachments ({ATTACHMENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        )
+    });
+    sqlx::query(&SQL)
+        .bind(&a.id)
+        .bind(&a.uploader_id)
+        .bind(message_id)
+        .bind(&a.name)
+        .bind(&a.content_type)
+        .bind(a.size)
+        .bind(&a.sha256)
+        .bind(a.width)
+        .bind(a.height)
+        .bind(&a.thumb_sha256)
+        .bind(a.created_at)
+}
+
 fn attachment_from(row: &PgRow) -> StoreResult<AttachmentRecord> {
     Ok(AttachmentRecord {
         id: row.try_get("id")?,
@@ -1560,23 +1584,9 @@ impl Store for PostgresStore {
     }
 
     async fn create_attachment(&self, a: AttachmentRecord) -> StoreResult<AttachmentRecord> {
-        sqlx::query(&format!(
-            "INSERT INTO attachments ({ATTACHMENT_COLS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        ))
-        .bind(&a.id)
-        .bind(&a.uploader_id)
-        .bind(&a.message_id)
-        .bind(&a.name)
-        .bind(&a.content_type)
-        .bind(a.size)
-        .bind(&a.sha256)
-        .bind(a.width)
-        .bind(a.height)
-        .bind(&a.thumb_sha256)
-        .bind(a.created_at)
-        .execute(&self.pool)
-        .await?;
+        insert_attachment(&a, a.message_id.as_deref())
+            .execute(&self.pool)
+            .await?;
         Ok(a)
     }
 
@@ -1768,23 +1778,7 @@ impl Store for PostgresStore {
             }
         }
         for a in &m.attachments {
-            sqlx::query(&format!(
-                "INSERT INTO attachments ({ATTACHMENT_COLS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            ))
-            .bind(&a.id)
-            .bind(&a.uploader_id)
-            .bind(&m.id)
-            .bind(&a.name)
-            .bind(&a.content_type)
-            .bind(a.size)
-            .bind(&a.sha256)
-            .bind(a.width)
-            .bind(a.height)
-            .bind(&a.thumb_sha256)
-            .bind(a.created_at)
-            .execute(&mut *tx)
-            .await?;
+            insert_attachment(a, Some(&m.id)).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

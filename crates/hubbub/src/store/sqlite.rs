@@ -214,6 +214,27 @@ fn message_from(row: &SqliteRow) -> StoreResult<MessageRecord> {
 const ATTACHMENT_COLS: &str = "id, uploader_id, message_id, name, content_type, size, sha256, \
     width, height, thumb_sha256, created_at";
 
+/// The insert of one attachment row, stored as belonging to `message_id`.
+fn insert_attachment<'q>(a: &'q AttachmentRecord, message_id: Option<&'q str>) -> SqliteQuery<'q> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "INSERT INTO attachments ({ATTACHMENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        )
+    });
+    sqlx::query(&SQL)
+        .bind(&a.id)
+        .bind(&a.uploader_id)
+        .bind(message_id)
+        .bind(&a.name)
+        .bind(&a.content_type)
+        .bind(a.size)
+        .bind(&a.sha256)
+        .bind(a.width)
+        .bind(a.height)
+        .bind(&a.thumb_sha256)
+        .bind(a.created_at)
+}
+
 fn attachment_from(row: &SqliteRow) -> StoreResult<AttachmentRecord> {
     Ok(AttachmentRecord {
         id: row.try_get("id")?,
@@ -1561,22 +1582,9 @@ impl Store for SqliteStore {
     }
 
     async fn create_attachment(&self, a: AttachmentRecord) -> StoreResult<AttachmentRecord> {
-        sqlx::query(&format!(
-            "INSERT INTO attachments ({ATTACHMENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(&a.id)
-        .bind(&a.uploader_id)
-        .bind(&a.message_id)
-        .bind(&a.name)
-        .bind(&a.content_type)
-        .bind(a.size)
-        .bind(&a.sha256)
-        .bind(a.width)
-        .bind(a.height)
-        .bind(&a.thumb_sha256)
-        .bind(a.created_at)
-        .execute(&self.write)
-        .await?;
+        insert_attachment(&a, a.message_id.as_deref())
+            .execute(&self.write)
+            .await?;
         Ok(a)
     }
 
@@ -1757,22 +1765,7 @@ impl Store for SqliteStore {
             }
         }
         for a in &m.attachments {
-            sqlx::query(&format!(
-                "INSERT INTO attachments ({ATTACHMENT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .bind(&a.id)
-            .bind(&a.uploader_id)
-            .bind(&m.id)
-            .bind(&a.name)
-            .bind(&a.content_type)
-            .bind(a.size)
-            .bind(&a.sha256)
-            .bind(a.width)
-            .bind(a.height)
-            .bind(&a.thumb_sha256)
-            .bind(a.created_at)
-            .execute(&mut *tx)
-            .await?;
+            insert_attachment(a, Some(&m.id)).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
