@@ -404,21 +404,6 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
-pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 /// A valid tiny PNG whose header claims `w`×`h`: decoding it would allocate w*h pixels.
 pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
     let mut p = png(1, 1);

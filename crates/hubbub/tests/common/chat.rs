@@ -139,3 +139,19 @@ pub async fn call(ws: &mut Ws, mut frame: Value) -> (Value, Vec<Value>) {
     let (before, reply) = until(ws, |v| v["type"] == "reply" && v["req"] == json!(req)).await;
     (reply, before)
 }
+
+/// CRC-32 (IEEE), for hand-built PNG chunks.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}

@@ -704,21 +704,6 @@ both!(one_upload_goes_into_one_message_even_under_races, |env| {
     assert!(header(&r, "content-disposition").starts_with("attachment"));
 });
 
-fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &b in data {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 both!(
     a_caption_can_be_edited_away_when_there_are_attachments,
     |env| {
