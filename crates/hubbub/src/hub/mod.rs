@@ -357,13 +357,12 @@ impl Hub {
     }
 
     /// Local delivery of a room frame: room changes go through the sequencer, which
-    /// hands them back in `pos` order.
+    /// delivers them in `pos` order (under the room's lock, so two publishers of a
+    /// room cannot interleave their deliveries).
     fn deliver_room(self: &Arc<Self>, room: &str, frame: Frame) {
         match self.sequencer.get() {
             Some(seq) if frame.pos > 0 => {
-                for f in seq.offer(room, frame) {
-                    self.deliver_room_now(room, &f);
-                }
+                seq.offer(room, frame, |f| self.deliver_room_now(room, f));
             }
             _ => self.deliver_room_now(room, &frame),
         }

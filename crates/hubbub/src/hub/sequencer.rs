@@ -47,7 +47,9 @@ struct RoomSeq {
 }
 
 pub struct Sequencer {
-    rooms: Mutex<HashMap<Arc<str>, RoomSeq>>,
+    /// Each room has its own lock, held while its frames are handed to the
+    /// subscribers' queues: two publishers of one room never interleave.
+    rooms: Mutex<HashMap<Arc<str>, Arc<Mutex<RoomSeq>>>>,
     fill: Fill,
 }
 
@@ -59,45 +61,48 @@ impl Sequencer {
         }
     }
 
-    /// Takes one change; returns what may be delivered now, in order.
-    pub fn offer(&self, room: &str, f: Frame) -> Vec<Frame> {
-        let mut rooms = self.rooms.lock();
-        let st = rooms.entry(Arc::from(room)).or_insert_with(|| RoomSeq {
-            next: f.pos,
-            last_seq: 0,
-            held: BTreeMap::new(),
-            since: None,
-            filling: false,
-        });
+    /// The state of `room`, created with `next` as the first `pos` to deliver.
+    fn room(&self, room: &str, next: i64) -> Arc<Mutex<RoomSeq>> {
+        self.rooms
+            .lock()
+            .entry(Arc::from(room))
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(RoomSeq {
+                    next,
+                    last_seq: 0,
+                    held: BTreeMap::new(),
+                    since: None,
+                    filling: false,
+                }))
+            })
+            .clone()
+    }
+
+    /// Takes one change and hands `deliver` what may be delivered now, in order,
+    /// under the room's lock (so deliveries of one room never interleave).
+    pub fn offer(&self, room: &str, f: Frame, mut deliver: impl FnMut(&Frame)) {
+        let st = self.room(room, f.pos);
+        let mut st = st.lock();
         if f.pos < st.next {
             // Delivered already, or covered by a fill from the store.
-            return Vec::new();
+            return;
         }
         if f.pos > st.next || st.filling {
             st.held.insert(f.pos, f);
             st.since.get_or_insert_with(Instant::now);
-            return Vec::new();
+            return;
         }
         let mut out = vec![f];
         st.next += 1;
-        drain(st, &mut out);
-        out
+        drain(&mut st, &mut out);
+        out.iter().for_each(&mut deliver);
     }
 
     /// Sets where a room starts when nothing is known of it yet: a connection just
     /// read the room at `pos` (after subscribing), so changes up to `pos` reach it
     /// through that read and the next one to deliver is `pos + 1`.
     pub fn seed(&self, room: &str, pos: i64) {
-        self.rooms
-            .lock()
-            .entry(Arc::from(room))
-            .or_insert_with(|| RoomSeq {
-                next: pos + 1,
-                last_seq: 0,
-                held: BTreeMap::new(),
-                since: None,
-                filling: false,
-            });
+        self.room(room, pos + 1);
     }
 
     /// Asks for every known room to be re-read from the store (the bus reconnected,
@@ -106,15 +111,16 @@ impl Sequencer {
         let past = Instant::now()
             .checked_sub(GAP_WAIT * 2)
             .unwrap_or_else(Instant::now);
-        for st in self.rooms.lock().values_mut() {
-            st.since = Some(past);
+        for st in self.rooms.lock().values() {
+            st.lock().since = Some(past);
         }
     }
 
     /// Rooms whose gap has waited long enough: (room, pos delivered so far, last seq).
     fn due(&self) -> Vec<(Arc<str>, i64, i64)> {
         let mut out = Vec::new();
-        for (room, st) in self.rooms.lock().iter_mut() {
+        for (room, st) in self.rooms.lock().iter() {
+            let mut st = st.lock();
             if !st.filling && st.since.is_some_and(|t| t.elapsed() >= GAP_WAIT) {
                 st.filling = true;
                 out.push((room.clone(), st.next - 1, st.last_seq));
@@ -123,12 +129,13 @@ impl Sequencer {
         out
     }
 
-    /// Merges what the store said with what is held; returns what to deliver.
-    fn filled(&self, room: &str, frames: Vec<Frame>, pos: i64) -> Vec<Frame> {
-        let mut rooms = self.rooms.lock();
-        let Some(st) = rooms.get_mut(room) else {
-            return Vec::new();
+    /// Merges what the store said with what is held and hands `deliver` the result,
+    /// in order, under the room's lock.
+    fn filled(&self, room: &str, frames: Vec<Frame>, pos: i64, mut deliver: impl FnMut(&Frame)) {
+        let Some(st) = self.rooms.lock().get(room).cloned() else {
+            return;
         };
+        let mut st = st.lock();
         st.filling = false;
         let mut out: Vec<Frame> = frames.into_iter().filter(|f| f.pos >= st.next).collect();
         for f in &out {
@@ -138,12 +145,13 @@ impl Sequencer {
         let next = st.next;
         st.held.retain(|p, _| *p >= next);
         st.since = None;
-        drain(st, &mut out);
-        out
+        drain(&mut st, &mut out);
+        out.iter().for_each(&mut deliver);
     }
 
     fn fill_failed(&self, room: &str) {
-        if let Some(st) = self.rooms.lock().get_mut(room) {
+        if let Some(st) = self.rooms.lock().get(room) {
+            let mut st = st.lock();
             st.filling = false;
             st.since = Some(Instant::now());
         }
@@ -187,9 +195,7 @@ pub fn spawn_gap_timer(hub: &Arc<Hub>) {
                     match fill(room.to_string(), after, last_seq).await {
                         Ok((frames, pos)) => {
                             let n = frames.len();
-                            for f in seq.filled(&room, frames, pos) {
-                                hub.deliver_room_now(&room, &f);
-                            }
+                            seq.filled(&room, frames, pos, |f| hub.deliver_room_now(&room, f));
                             if n > 0 {
                                 metrics::counter!("hubbub_gap_fills_total").increment(1);
                                 tracing::info!(room = %room, after, filled = n, "filled a gap from the store");
@@ -228,25 +234,47 @@ mod tests {
         v.iter().map(|f| f.pos).collect()
     }
 
+    /// What `offer` delivers, collected.
+    trait Collect {
+        fn offer_all(&self, room: &str, f: Frame) -> Vec<Frame>;
+        fn filled_all(&self, room: &str, frames: Vec<Frame>, pos: i64) -> Vec<Frame>;
+    }
+
+    impl Collect for Sequencer {
+        fn offer_all(&self, room: &str, f: Frame) -> Vec<Frame> {
+            let mut out = Vec::new();
+            self.offer(room, f, |f| out.push(f.clone()));
+            out
+        }
+        fn filled_all(&self, room: &str, frames: Vec<Frame>, pos: i64) -> Vec<Frame> {
+            let mut out = Vec::new();
+            self.filled(room, frames, pos, |f| out.push(f.clone()));
+            out
+        }
+    }
+
     #[test]
     fn reorders_and_drops_duplicates() {
         let s = seq();
-        assert_eq!(poses(s.offer("r", f(5))), [5]);
-        assert!(s.offer("r", f(7)).is_empty());
-        assert_eq!(poses(s.offer("r", f(6))), [6, 7]);
-        assert!(s.offer("r", f(6)).is_empty(), "duplicate");
-        assert_eq!(poses(s.offer("r", f(8))), [8]);
+        assert_eq!(poses(s.offer_all("r", f(5))), [5]);
+        assert!(s.offer_all("r", f(7)).is_empty());
+        assert_eq!(poses(s.offer_all("r", f(6))), [6, 7]);
+        assert!(s.offer_all("r", f(6)).is_empty(), "duplicate");
+        assert_eq!(poses(s.offer_all("r", f(8))), [8]);
     }
 
     #[test]
     fn a_seeded_room_waits_for_its_first_change() {
         let s = seq();
         s.seed("r", 0);
-        assert!(s.offer("r", f(2)).is_empty(), "pos 1 has not arrived yet");
-        assert_eq!(poses(s.offer("r", f(1))), [1, 2]);
+        assert!(
+            s.offer_all("r", f(2)).is_empty(),
+            "pos 1 has not arrived yet"
+        );
+        assert_eq!(poses(s.offer_all("r", f(1))), [1, 2]);
         s.seed("r", 10);
         assert_eq!(
-            poses(s.offer("r", f(3))),
+            poses(s.offer_all("r", f(3))),
             [3],
             "a seed never moves a known room"
         );
@@ -255,17 +283,42 @@ mod tests {
     #[test]
     fn a_fill_covers_the_gap_and_releases_held_frames() {
         let s = seq();
-        s.offer("r", f(1));
-        assert!(s.offer("r", f(4)).is_empty());
-        assert!(s.offer("r", f(5)).is_empty());
+        s.offer_all("r", f(1));
+        assert!(s.offer_all("r", f(4)).is_empty());
+        assert!(s.offer_all("r", f(5)).is_empty());
         s.resync_all();
         let due = s.due();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].1, 1);
         // The store knew up to pos 4: frames 2..=4, then held 5 follows.
-        let out = s.filled("r", vec![f(2), f(3), f(4)], 4);
+        let out = s.filled_all("r", vec![f(2), f(3), f(4)], 4);
         assert_eq!(poses(out), [2, 3, 4, 5]);
-        assert!(s.offer("r", f(4)).is_empty());
-        assert_eq!(poses(s.offer("r", f(6))), [6]);
+        assert!(s.offer_all("r", f(4)).is_empty());
+        assert_eq!(poses(s.offer_all("r", f(6))), [6]);
+    }
+
+    #[test]
+    fn concurrent_publishers_deliver_in_pos_order() {
+        const THREADS: i64 = 8;
+        const N: i64 = 4000;
+        let s = Arc::new(seq());
+        s.seed("r", 0);
+        let delivered = Arc::new(Mutex::new(Vec::new()));
+        std::thread::scope(|scope| {
+            for t in 0..THREADS {
+                let (s, delivered) = (s.clone(), delivered.clone());
+                scope.spawn(move || {
+                    for pos in (1..=N).filter(|p| p % THREADS == t) {
+                        s.offer("r", f(pos), |f| {
+                            // A delivery takes a while (one queue per subscriber):
+                            // long enough for another publisher to get in between.
+                            std::thread::yield_now();
+                            delivered.lock().push(f.pos)
+                        });
+                    }
+                });
+            }
+        });
+        assert_eq!(*delivered.lock(), (1..=N).collect::<Vec<_>>());
     }
 }
